@@ -1,0 +1,26 @@
+"""MTL Playground: train several tasks in one network and watch them help or hinder each other.
+
+Run: streamlit run app.py. The pages live in pages/; the engine (mtl_core) never imports streamlit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+st.set_page_config(page_title="MTL Playground", page_icon=":material/hub:", layout="wide")
+
+PAGES = [
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+]
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    st.markdown("### MTL Playground")
+    st.caption("Multi-task learning trains one network on several tasks at once, so that what "
+               "one task learns can help the others — or get in their way.")
+
+st.html(Path(__file__).with_name("assets").joinpath("app.css"))
+page.run()

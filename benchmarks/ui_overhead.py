@@ -1,0 +1,136 @@
+"""How much does watching a run live in the app slow its training down?
+
+Trains the same configuration twice and reads the speed of each from the store's ``time_s``
+records (seconds since training began, so start-up and torch's import are left out):
+
+  (a) headless: ``python -m mtl_core run --config ... --json``;
+  (b) through the app: ``streamlit run app.py`` served locally, a headless Chromium on the Train
+      page presses Train and keeps the live dashboard open (polling, drawing) until the run ends.
+
+Both train with the same number of torch threads (``--threads``; default: all cores but one, the
+one a served app leaves to the server and the browser). Prints steps/s of each and the ratio
+(b) / (a); the goal is >= 0.8.
+Run: python benchmarks/ui_overhead.py [--suite synthetic] [--steps 3000] [--threads N] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mtl_core.config import RunConfig  # noqa: E402
+from mtl_core.store import TERMINAL, Store  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def steps_per_second(store: Store, run_id: int) -> float:
+    times = store.scalars(run_id, split="train", metric="time_s").sort_values("step")
+    steps = times["step"].iloc[-1] - times["step"].iloc[0]
+    return float(steps / (times["value"].iloc[-1] - times["value"].iloc[0]))
+
+
+def threads_env(threads: int, **extra: str) -> dict[str, str]:
+    # The worker reads MTL_TORCH_THREADS; the CLI trains in-process, where torch takes its
+    # thread count from OMP_NUM_THREADS at import.
+    return {**os.environ, "MTL_TORCH_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), **extra}
+
+
+def headless(config: RunConfig, workdir: Path, threads: int) -> float:
+    store_path = workdir / "headless.db"
+    config_path = workdir / "config.json"
+    config_path.write_text(config.to_json())
+    done = subprocess.run([sys.executable, "-m", "mtl_core", "run", "--config", str(config_path),
+                           "--store", str(store_path), "--json"],
+                          cwd=ROOT, env=threads_env(threads), capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    store = Store(store_path)
+    run_id = result.get("run_id", result.get("id"))
+    if run_id is None:
+        run_id = int(store.list_runs()["id"].iloc[0])
+    return steps_per_second(store, int(run_id))
+
+
+def through_the_app(config: RunConfig, workdir: Path, threads: int) -> float:
+    from playwright.sync_api import sync_playwright
+
+    store_path = workdir / "app.db"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(workdir / "streamlit.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=threads_env(threads, MTL_STORE=str(store_path)), stdout=log,
+        stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("streamlit did not start") from None
+                time.sleep(0.1)
+        store = Store(store_path)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1150})
+            page.goto(f"{url}/?{urlencode(config.to_query())}")
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.wait_for_url(lambda u: "run=" in u, timeout=30_000)
+            run_id = int(page.url.rsplit("run=", 1)[1].split("&")[0])
+            while store.get_run(run_id).status not in TERMINAL:
+                page.wait_for_timeout(200)  # the page keeps polling and drawing meanwhile
+            status = store.get_run(run_id).status
+            browser.close()
+        if status != "done":
+            raise RuntimeError(f"the app's run ended as {status}: {store.get_run(run_id).message}")
+        return steps_per_second(store, run_id)
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", default="synthetic", help="a suite key; its default tasks")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    config = RunConfig.parse({"suite": args.suite, "steps": args.steps, "device": "cpu"})
+    print(f"config: {config.suite} {','.join(config.tasks)} {config.arch} {config.method}, "
+          f"{config.steps} steps, probe every {config.probe_every}, eval every {config.eval_every}; "
+          f"{args.threads} torch thread(s) of {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            a = headless(config, Path(tmp), args.threads)
+            b = through_the_app(config, Path(tmp), args.threads)
+            print(f"[{repeat + 1}] headless CLI: {a:,.0f} steps/s | app + live Chromium dashboard: "
+                  f"{b:,.0f} steps/s | ratio {b / a:.2f} (goal >= 0.8)")
+            for name in ("headless.db", "app.db"):
+                for suffix in ("", "-wal", "-shm"):
+                    Path(tmp, name + suffix).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

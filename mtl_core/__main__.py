@@ -1,0 +1,297 @@
+"""The command line: ``python -m mtl_core run | list | export``.
+
+``run`` trains in this process (no worker) and writes to the same store the app reads, so a run
+started here shows up on the app's Runs page, live. Mistakes in the input end with one line on
+stderr that starts with "error: " and exit code 2.
+
+Examples::
+
+    python -m mtl_core run --suite synthetic --method ew --steps 300 --param suite.correlation=0.9
+    python -m mtl_core run --config run-12.json --seed 3 --json
+    python -m mtl_core list
+    python -m mtl_core export 12 13 --csv --out runs.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from mtl_core.config import ConfigError, RunConfig
+from mtl_core.store import Store
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
+_GROUPS = ("suite", "arch", "method")
+
+
+class UsageError(Exception):
+    """A mistake in what the user typed: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mtl_core", description="MTL Playground from the command line.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,list,export}")
+
+    run = commands.add_parser("run", help="train one run in this process and store its records")
+    run.add_argument("--config", metavar="FILE", help="a run's config JSON (e.g. from the Runs page); "
+                                                      "flags given as well override its values")
+    run.add_argument("--suite", help="task suite, e.g. multidigits, synthetic")
+    run.add_argument("--tasks", help="comma-separated tasks, e.g. left,right (default: the suite's)")
+    run.add_argument("--arch", help="sharing architecture, e.g. hps")
+    run.add_argument("--method", help="task-balancing method, e.g. ew")
+    run.add_argument("--steps", type=int, help="optimiser steps")
+    run.add_argument("--seed", type=int, help="random seed (same seed, same numbers)")
+    run.add_argument("--lr", type=float, help="learning rate")
+    run.add_argument("--optimizer", help="adam or sgd")
+    run.add_argument("--batch-size", type=int, dest="batch_size")
+    run.add_argument("--eval-every", type=int, dest="eval_every", help="validation every N steps")
+    run.add_argument("--probe-every", type=int, dest="probe_every",
+                     help="gradient diagnostics every N steps (0: never)")
+    run.add_argument("--snapshot-every", type=int, dest="snapshot_every",
+                     help="sharing snapshot every N steps (0: never)")
+    run.add_argument("--device", help="auto, cpu, cuda or mps")
+    run.add_argument("--param", action="append", default=[], metavar="GROUP.KNOB=VALUE",
+                     help="a knob of the suite, arch or method, e.g. suite.correlation=0.9 (repeatable)")
+    run.add_argument("--name", help="a name for the run (default: method · arch · suite #id)")
+    run.add_argument("--json", action="store_true", help="print one JSON line of results on stdout")
+    run.add_argument("--store", metavar="PATH", help="run store (default: $MTL_STORE or ./runs/mtl.db)")
+
+    listing = commands.add_parser("list", help="show the stored runs")
+    listing.add_argument("--json", action="store_true", help="one JSON object per run, as a list")
+    listing.add_argument("--store", metavar="PATH")
+
+    export = commands.add_parser("export", help="a run's records as CSV, or its config as JSON")
+    export.add_argument("runs", nargs="+", type=int, metavar="RUN", help="run ids")
+    what = export.add_mutually_exclusive_group(required=True)
+    what.add_argument("--csv", action="store_true", help="tidy CSV of every recorded number")
+    what.add_argument("--config", action="store_true", help="the run's config JSON (one run)")
+    export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument("--store", metavar="PATH")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": cmd_run, "list": cmd_list, "export": cmd_export}[args.command](args)
+    except (UsageError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C before a run began (e.g. during torch's import)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+_FLAG_FIELDS = ("suite", "tasks", "arch", "method", "steps", "seed", "lr", "optimizer", "batch_size",
+                "eval_every", "probe_every", "snapshot_every", "device")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The file's values (if any), then every flag given on top; raises ConfigError/UsageError."""
+    data: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UsageError(f"no config file at {path}")
+        try:
+            text = path.read_bytes()
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror}") from None
+        data = RunConfig.from_json(text).model_dump()
+    for name in _FLAG_FIELDS:
+        value = getattr(args, name)
+        if value is not None:
+            data[name] = value
+    if args.suite is not None and args.tasks is None and args.config:
+        data.pop("tasks", None)  # the file's tasks belong to the file's suite
+    for item in args.param:
+        key, equals, value = item.partition("=")
+        group, dot, knob = key.strip().partition(".")
+        if not equals or not dot or group not in _GROUPS or not knob:
+            raise UsageError(f"--param must look like group.knob=value with group one of "
+                             f"{', '.join(_GROUPS)} (got {item!r})")
+        data.setdefault(f"{group}_params", {})[knob] = value.strip()
+    return RunConfig.parse(data)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    store = _open_store(args.store)
+    from mtl_core.devices import resolve_device  # imports torch: only once the input is known good
+
+    try:
+        resolve_device(config.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    from mtl_core.worker import execute_run
+
+    run_id = store.create_run(config, status="queued", name=args.name, pid=os.getpid())
+    stop = threading.Event()
+    interrupted_by_user = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: do not wait for the step
+        interrupted_by_user.set()
+        stop.set()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()  # main() from a thread: no handler
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main_thread else None
+    bar = ProgressBar(config.steps, sys.stderr)
+    try:
+        outcome = execute_run(store, run_id, stop=stop, on_record=bar.update)
+    except KeyboardInterrupt:  # the second Ctrl-C: leave now, the steps written so far are kept
+        bar.close()
+        store.finish_if_live(run_id, "stopped", message="stopped by Ctrl-C during a step")
+        print(f"run {run_id} stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+        bar.close()
+    if outcome.message:
+        print(f"run {run_id} {outcome.status}: {outcome.message}", file=sys.stderr)
+    if args.json:
+        result = {"run_id": run_id, "status": outcome.status, "steps": outcome.steps,
+                  "seconds": round(outcome.seconds, 3), "metrics": _finite(store.final_metrics(run_id))}
+        print(json.dumps(result, allow_nan=False), flush=True)
+    else:
+        print(f"run {run_id}: {outcome.status} after {outcome.steps} steps "
+              f"({outcome.seconds:.1f} s), store {store.path}", file=sys.stderr)
+    if interrupted_by_user.is_set() and outcome.status == "stopped":
+        return EXIT_INTERRUPTED
+    return 1 if outcome.status == "failed" else 0
+
+
+class ProgressBar:
+    """A one-line bar on stderr: steps, speed and the latest losses; redrawn at most 10 times a
+    second on a terminal, every 10 s (as a new line) elsewhere."""
+
+    WIDTH = 24
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.interval = 0.1 if self.tty else 10.0
+        self.start = time.monotonic()
+        self.last_draw = self.start
+        self.text = ""
+
+    def update(self, record: Any) -> None:
+        now = time.monotonic()
+        self.text = self._render(record, now)
+        if now - self.last_draw >= self.interval or record.step == self.total:
+            self.last_draw = now
+            self._draw()
+
+    def _render(self, record: Any, now: float) -> str:
+        fraction = min(record.step / self.total, 1.0)
+        filled = int(round(fraction * self.WIDTH))
+        rate = record.step / max(record.time_s, 1e-9)  # training speed, set-up excluded
+        losses = " ".join(f"{task} {value:.4g}" for task, value in record.loss.items())
+        return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {record.step}/{self.total} "
+                f"{rate:,.0f} steps/s  loss {losses}")
+
+    def _draw(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + self.text + "\x1b[K")
+        else:
+            self.stream.write(self.text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.text:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.text = ""
+
+
+# --- list and export -------------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = _open_store(args.store)
+    runs = store.list_runs()
+    if args.json:
+        table = runs.assign(created_at=runs["created_at"].map(_iso), finished_at=runs["finished_at"].map(_iso))
+        rows = [_finite(row) for row in table.to_dict(orient="records")]
+        print(json.dumps(rows, allow_nan=False, default=str))
+        return 0
+    if runs.empty:
+        print(f"no runs in {store.path}")
+        return 0
+    shown = runs.assign(steps=runs["steps_done"].astype(str) + "/" + runs["steps"].astype(str),
+                        created=runs["created_at"].dt.strftime("%Y-%m-%d %H:%M"))
+    metric_columns = [c for c in runs.columns if " " in c]
+    columns = ["id", "name", "status", "suite", "tasks", "method", "steps", "created", *metric_columns]
+    print(shown[columns].to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _open_store(args.store)
+    missing = [run_id for run_id in args.runs if store.get_run(run_id) is None]
+    if missing:
+        raise UsageError(f"no run {', '.join(map(str, missing))} in {store.path}")
+    if args.csv:
+        text = store.export_csv(args.runs)
+    else:
+        if len(args.runs) != 1:
+            raise UsageError("export --config takes one run id")
+        info = store.get_run(args.runs[0])
+        assert info is not None
+        text = info.config.to_json() + "\n"
+    if args.out:
+        try:
+            Path(args.out).write_text(text)
+        except OSError as error:
+            raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def _open_store(path: str | None) -> Store:
+    try:
+        return Store(path)
+    except (OSError, sqlite3.Error) as error:  # an unwritable folder, a file that is not a store
+        raise UsageError(f"cannot open the run store {path or '(default)'}: {error}") from None
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write null."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):
+        return _finite(value.item())
+    return value
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None or value != value else value.isoformat(timespec="seconds")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Gradient aggregation: methods that combine the task gradients on the shared parameters.
+
+    agg = make_aggregator("pcgrad", n_tasks=3)  # keyword hyper-parameters, paper defaults
+    out = agg(J)        # J: Tensor[T, P], row t = gradient of task t's loss
+    out.update          # Tensor[P], the direction the shared parameters descend along
+    out.weights         # Tensor[T] with update == weights @ J, or None where the method has none
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from mtl_core.methods import METHODS
+from mtl_core.registry import MethodInfo
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    update: Tensor
+    weights: Tensor | None = None
+    message: str | None = None  # e.g. "solver failed, fell back to the mean": shown on the run
+
+
+class Aggregator:
+    """Combine a Jacobian into one update. Stateful methods override ``reset``."""
+
+    def __init__(self, n_tasks: int) -> None:
+        if n_tasks < 1:
+            raise ValueError(f"n_tasks must be at least 1 (got {n_tasks})")
+        self.n_tasks = n_tasks
+
+    def __call__(self, jacobian: Tensor, /) -> Aggregation:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget state carried between steps (a new run starts afresh)."""
+
+
+def aggregators() -> dict[str, MethodInfo]:
+    """The registered gradient-aggregation methods, by key, read from METHODS each time."""
+    return {entry.key: entry for entry in METHODS if entry.kind == "aggregation"}
+
+
+AGGREGATORS = aggregators()
+
+
+def make_aggregator(key: str, n_tasks: int, **params: object) -> Aggregator:
+    entry = METHODS[key]
+    if entry.kind != "aggregation":
+        raise ValueError(f"{entry.name} is a loss weighting, not a gradient-aggregation method")
+    return entry.load()(n_tasks=n_tasks, **entry.validate_params(params))

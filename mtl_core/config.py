@@ -1,0 +1,172 @@
+"""RunConfig: everything that defines a run, validated, with exact JSON and URL round trips.
+
+Validation speaks to a person: ``RunConfig.parse`` raises :class:`ConfigError` whose lines read
+like "lr: must be greater than 0 (got -1)". No torch here: pages validate without importing it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mtl_core.architectures import ARCHITECTURES
+from mtl_core.methods import METHODS
+from mtl_core.registry import KnobValue
+from mtl_core.suites import SUITES
+
+# Parameter groups in a URL query are flattened as "<group>.<knob>", e.g. "method.alpha=1.5".
+_PARAM_GROUPS = {"suite_params": "suite", "arch_params": "arch", "method_params": "method"}
+_MAX_CONFIG_BYTES = 64 * 1024
+
+
+class ConfigError(ValueError):
+    """A configuration a person gave us is not valid; ``problems`` holds one sentence each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class RunConfig(BaseModel):
+    """One training run. Frozen: change it with ``model_copy(update=...)`` and re-validate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    suite: str = Field("multidigits", description="Task suite (data and tasks).")
+    suite_params: dict[str, KnobValue] = Field(default_factory=dict)
+    tasks: tuple[str, ...] = Field((), description="Tasks to learn together; empty means the suite's defaults.")
+    arch: str = Field("hps", description="Sharing architecture.")
+    arch_params: dict[str, KnobValue] = Field(default_factory=dict)
+    method: str = Field("ew", description="How the tasks are balanced.")
+    method_params: dict[str, KnobValue] = Field(default_factory=dict)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0, le=10, description="Learning rate.")
+    batch_size: int = Field(128, ge=1, le=8192)
+    steps: int = Field(400, ge=1, le=1_000_000)
+    eval_every: int = Field(25, ge=1, le=1_000_000, description="Validation metrics every N steps.")
+    probe_every: int = Field(10, ge=0, le=1_000_000,
+                             description="Gradient diagnostics every N steps (0: never).")
+    snapshot_every: int = Field(50, ge=0, le=1_000_000,
+                                description="Sharing snapshot every N steps (0: never).")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _split_tasks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _check_against_registries(self) -> RunConfig:
+        suite = SUITES[self.suite]
+        tasks = self.tasks or suite.default_tasks
+        unknown = [task for task in tasks if task not in suite.task_names]
+        if unknown:
+            raise ValueError(f"tasks: {', '.join(unknown)} not in {suite.name} "
+                             f"(its tasks: {', '.join(suite.task_names)})")
+        if len(set(tasks)) != len(tasks):
+            raise ValueError("tasks: each task may be chosen once")
+        # Normalise to the suite's order, so the same set of tasks is the same config.
+        tasks = tuple(name for name in suite.task_names if name in tasks)
+        updates = {
+            "tasks": tasks,
+            "suite_params": _params(suite, self.suite_params, "suite_params"),
+            "arch_params": _params(ARCHITECTURES[self.arch], self.arch_params, "arch_params"),
+            "method_params": _params(METHODS[self.method], self.method_params, "method_params"),
+        }
+        for name, value in updates.items():
+            object.__setattr__(self, name, value)  # frozen model: normalise once, at construction
+        return self
+
+    # --- construction with readable errors ---------------------------------------------------
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Validate a mapping; raise ConfigError with one readable sentence per problem."""
+        if not isinstance(data, Mapping):
+            raise ConfigError([f"a configuration must be a JSON object (got {type(data).__name__})"])
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as error:
+            raise ConfigError(_readable(error)) from None
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunConfig:
+        if len(text) > _MAX_CONFIG_BYTES:
+            raise ConfigError([f"the configuration file is larger than {_MAX_CONFIG_BYTES // 1024} KiB"])
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError([f"not valid JSON ({error})"]) from None
+        return cls.parse(data)
+
+    def to_query(self) -> dict[str, str]:
+        """Flat string pairs for a URL; ``from_query(to_query())`` gives back an equal config."""
+        query: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if name in _PARAM_GROUPS:
+                for knob, knob_value in value.items():
+                    query[f"{_PARAM_GROUPS[name]}.{knob}"] = _to_text(knob_value)
+            elif name == "tasks":
+                query[name] = ",".join(value)
+            else:
+                query[name] = _to_text(value)
+        return query
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str | list[str]]) -> RunConfig:
+        """Parse URL pairs; keys that are not ours (``run``, ``page``, ...) are left alone."""
+        fields = set(cls.model_fields) - set(_PARAM_GROUPS)
+        data: dict[str, Any] = {}
+        groups = {prefix: field for field, prefix in _PARAM_GROUPS.items()}
+        for key, value in query.items():
+            text = value[-1] if isinstance(value, list) else value
+            prefix, dot, knob = key.partition(".")
+            if dot and prefix in groups:
+                data.setdefault(groups[prefix], {})[knob] = text
+            elif key in fields:
+                data[key] = text
+        return cls.parse(data)
+
+
+def _params(entry: Any, params: Mapping[str, Any], field: str) -> dict[str, KnobValue]:
+    try:
+        return entry.validate_params(params)
+    except ValueError as error:
+        raise ValueError(f"{field}: {error}") from None
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _readable(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "is not a setting (check the spelling)"
+        elif item["type"] in {"literal_error", "enum"}:
+            message = message.replace("Input should be", "must be")
+        else:
+            message = message.replace("Input should be", "must be")
+            if "input" in item and not isinstance(item["input"], dict | list):
+                message += f" (got {_short(item['input'])})"
+        problems.append(f"{where}: {message}" if where else message)
+    return problems
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

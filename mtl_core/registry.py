@@ -1,0 +1,195 @@
+"""Registries: the one list of suites, architectures and methods, with what a person needs to see.
+
+Pages, the CLI, the catalogue and the tests all read these. Entries are plain metadata and name
+their implementation as ``"module:attribute"``, resolved on first use, so that listing what exists
+(and validating a configuration) never imports torch: a page that only shows choices stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+KnobValue = float | int | bool | str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Knob:
+    """One hyper-parameter a person can set, with its range and a sentence of help."""
+
+    name: str
+    label: str
+    default: KnobValue
+    help: str
+    kind: Literal["float", "int", "bool", "choice"] = "float"
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    log: bool = False  # a slider should move on a log scale (learning rates, temperatures)
+
+    def validate(self, value: Any) -> KnobValue:
+        """Coerce ``value`` (possibly a string from a URL) to this knob's type, or raise ValueError."""
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
+                return value.lower() in {"true", "1", "yes"}
+            raise ValueError(f"{self.name} must be true or false (got {value!r})")
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)} (got {value!r})")
+            return str(value)
+        number = _to_number(self.name, value, integer=self.kind == "int")
+        if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
+            raise ValueError(f"{self.name} must be between {self.low:g} and {self.high:g} (got {number:g})")
+        return number
+
+
+def _to_number(name: str, value: Any, *, integer: bool) -> float | int:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number (got {value!r})")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number (got {value!r})") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number (got {value!r})")
+    if integer:
+        if number != int(number):
+            raise ValueError(f"{name} must be a whole number (got {value!r})")
+        return int(number)
+    return number
+
+
+@dataclass(frozen=True, kw_only=True)
+class Paper:
+    authors: str
+    title: str
+    venue: str
+    year: int
+    arxiv: str | None = None
+
+    @property
+    def url(self) -> str | None:
+        return f"https://arxiv.org/abs/{self.arxiv}" if self.arxiv else None
+
+    def cite(self) -> str:
+        return f"{self.authors}, “{self.title}”, {self.venue} {self.year}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """What every registered thing has: a key, a display name, help, knobs and where it lives."""
+
+    key: str
+    name: str
+    summary: str
+    factory: str  # "module:attribute", imported on first use
+    knobs: tuple[Knob, ...] = ()
+    paper: Paper | None = None
+
+    def load(self) -> Callable[..., Any]:
+        module, _, attribute = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def knob(self, name: str) -> Knob:
+        for knob in self.knobs:
+            if knob.name == name:
+                return knob
+        raise KeyError(name)
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, KnobValue]:
+        """All knobs with defaults filled in; unknown names and bad values raise ValueError."""
+        known = {knob.name for knob in self.knobs}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise ValueError(f"{self.name} has no setting {', '.join(map(repr, unknown))} (settings: {allowed})")
+        return {knob.name: knob.validate(params.get(knob.name, knob.default)) for knob in self.knobs}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskInfo:
+    """A task as the UI sees it, before any data is built."""
+
+    name: str
+    label: str
+    kind: Literal["classification", "regression"]
+    n_outputs: int
+    metric: str  # e.g. "accuracy", "rmse"
+    higher_is_better: bool
+    help: str
+    unit: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SuiteInfo(Entry):
+    tasks: tuple[TaskInfo, ...]
+    default_tasks: tuple[str, ...]
+    input_kind: Literal["vector", "image"]
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(task.name for task in self.tasks)
+
+    def task(self, name: str) -> TaskInfo:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchInfo(Entry):
+    category: str  # "hard sharing", "soft sharing", "baseline", ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodInfo(Entry):
+    kind: Literal["weighting", "aggregation"]
+    category: str  # "loss weighting", "gradient modulation", "multi-objective", ...
+    formula: str  # the update rule, LaTeX
+    cost: str  # per step, in backward passes, e.g. "1 backward" or "T backward (Jacobian)"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs_jacobian(self) -> bool:
+        return self.kind == "aggregation"
+
+
+E = TypeVar("E", bound=Entry)
+
+
+class Registry(Generic[E]):
+    """An ordered, keyed collection of entries; the order is the order a person sees."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, E] = {}
+
+    def register(self, entry: E) -> E:
+        if entry.key in self._entries:
+            raise ValueError(f"{self.kind} {entry.key!r} is registered twice")
+        self._entries[entry.key] = entry
+        return entry
+
+    def __getitem__(self, key: str) -> E:
+        try:
+            return self._entries[key]
+        except KeyError:
+            raise ValueError(f"unknown {self.kind} {key!r} (choose from {', '.join(self._entries)})") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __iter__(self) -> Iterator[E]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[str]:
+        return list(self._entries)

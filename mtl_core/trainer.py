@@ -1,0 +1,198 @@
+"""The step loop: config -> suite + architecture + method -> StepRecords.
+
+One loop serves both kinds of method. A loss weighting backpropagates ``weights @ losses`` once; a
+gradient aggregation takes the task Jacobian on the shared parameters (T reverse passes that also
+give each head its own gradient) and writes the aggregated direction into their ``.grad``. New
+methods plug in through the registries; nothing here names one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mtl_core.aggregation import Aggregator, make_aggregator
+from mtl_core.architectures import ARCHITECTURES
+from mtl_core.architectures.base import MTLModel
+from mtl_core.config import RunConfig
+from mtl_core.devices import resolve_device
+from mtl_core.jacobian import (
+    cosine_matrix,
+    cosine_with,
+    gradient_norms,
+    jacobian_and_other_grads,
+    set_flat_grad,
+    task_jacobian,
+)
+from mtl_core.methods import METHODS
+from mtl_core.records import StepRecord
+from mtl_core.suites import build_suite
+from mtl_core.suites.base import SuiteData
+from mtl_core.weighting import Weighting, make_weighting
+
+_EVAL_BATCH = 4096
+
+
+class Trainer:
+    """Builds everything a run needs from its config, then yields a StepRecord per step.
+
+    ``status`` is "pending" until ``run()`` ends, then "done", "stopped" or "diverged";
+    ``message`` says why when it is not "done" (or what a method had to fall back on).
+    """
+
+    def __init__(self, config: RunConfig, *, suite: SuiteData | None = None) -> None:
+        self.config = config
+        self.tasks = config.tasks
+        self.device = resolve_device(config.device)
+        _seed_everything(config.seed)
+        self.suite = suite or build_suite(config.suite, config.suite_params)
+        self.x_train = self.suite.x_train.to(self.device)
+        self.y_train = {t: self.suite.y_train[t].to(self.device) for t in self.tasks}
+        self.x_val = self.suite.x_val.to(self.device)
+        self.y_val = {t: self.suite.y_val[t].to(self.device) for t in self.tasks}
+
+        factory = ARCHITECTURES[config.arch].load()
+        self.model: MTLModel = factory(self.suite, self.tasks, **config.arch_params).to(self.device)
+        self.shared = list(self.model.shared_parameters())
+        self.others = _other_parameters(self.model, self.shared)
+
+        method = METHODS[config.method]
+        self.weighting: Weighting | None = None
+        self.aggregator: Aggregator | None = None
+        trainable = list(self.model.parameters())
+        if method.kind == "weighting":
+            self.weighting = make_weighting(config.method, len(self.tasks), **config.method_params)
+            self.weighting.to(self.device)
+            trainable += list(self.weighting.parameters())
+        else:
+            self.aggregator = make_aggregator(config.method, len(self.tasks), **config.method_params)
+        self.optimizer = _make_optimizer(config, trainable)
+        # Batches are drawn on the CPU so the same seed gives the same batches on every device.
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.status = "pending"
+        self.message: str | None = None
+
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[StepRecord]:
+        config = self.config
+        batches = self._batches()
+        start = time.perf_counter()
+        for step in range(1, config.steps + 1):
+            if should_stop():
+                self._finish("stopped", f"stopped by the user after step {step - 1}")
+                return
+            record = self._step(step, next(batches), start)
+            if record is None:
+                return
+            if step % config.eval_every == 0 or step == config.steps:
+                record.val = self.evaluate()
+            if config.snapshot_every and (step % config.snapshot_every == 0 or step == 1):
+                record.snapshot = self.model.sharing_snapshot() or None
+            yield record
+        self._finish("done", self.message)
+
+    def _step(self, step: int, batch: Tensor, start: float) -> StepRecord | None:
+        self.model.train()
+        x = self.x_train[batch]
+        outputs = self.model(x)
+        losses = torch.stack([self.suite.loss(t, outputs[t], self.y_train[t][batch]) for t in self.tasks])
+        if not torch.isfinite(losses).all():
+            bad = [t for t, value in zip(self.tasks, losses.tolist(), strict=True) if not math.isfinite(value)]
+            self._finish("diverged", f"the loss of {', '.join(bad)} became non-finite at step {step}; "
+                                     f"the {step - 1} steps before it are kept")
+            return None
+
+        probe = bool(self.shared) and self.config.probe_every > 0 and (
+            step == 1 or step % self.config.probe_every == 0)
+        self.optimizer.zero_grad(set_to_none=True)
+        jacobian: Tensor | None = None
+        update: Tensor | None = None
+        if self.weighting is not None:
+            weights = self.weighting.weights(losses, step)
+            if probe:
+                jacobian = task_jacobian(losses, self.shared)
+                update = weights.detach() @ jacobian
+            ((weights * losses).sum() + self.weighting.regularizer()).backward()
+        else:
+            assert self.aggregator is not None
+            jacobian = jacobian_and_other_grads(losses, self.shared, self.others)
+            aggregation = self.aggregator(jacobian)
+            set_flat_grad(self.shared, aggregation.update)
+            update = aggregation.update
+            weights = aggregation.weights if aggregation.weights is not None else torch.full_like(losses, math.nan)
+            if aggregation.message and aggregation.message != self.message:
+                self.message = f"step {step}: {aggregation.message}"
+        self.optimizer.step()
+
+        record = StepRecord(
+            step=step,
+            time_s=time.perf_counter() - start,
+            loss=dict(zip(self.tasks, losses.tolist(), strict=True)),
+            weight=dict(zip(self.tasks, weights.detach().tolist(), strict=True)),
+        )
+        if probe and jacobian is not None and update is not None:
+            record.grad_norm = dict(zip(self.tasks, gradient_norms(jacobian).tolist(), strict=True))
+            record.cosine = cosine_matrix(jacobian).tolist()
+            record.update_norm = update.norm().item()
+            record.cos_update = dict(zip(self.tasks, cosine_with(update, jacobian).tolist(), strict=True))
+        return record
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        """Validation loss and metric of every task, on the whole validation set."""
+        self.model.eval()
+        chunks = [self.model(x) for x in self.x_val.split(_EVAL_BATCH)]
+        results = {}
+        for task in self.tasks:
+            prediction = torch.cat([chunk[task] for chunk in chunks])
+            target = self.y_val[task]
+            results[task] = {
+                "loss": self.suite.loss(task, prediction, target).item(),
+                self.suite.task(task).metric: self.suite.metric(task, prediction, target),
+            }
+        return results
+
+    def _batches(self) -> Iterator[Tensor]:
+        """Shuffled mini-batches, epoch after epoch (every example once per epoch)."""
+        size = self.x_train.shape[0]
+        batch = min(self.config.batch_size, size)
+        while True:
+            order = torch.randperm(size, generator=self.generator)
+            for begin in range(0, size - batch + 1, batch):
+                yield order[begin: begin + batch].to(self.device)
+
+    def _finish(self, status: str, message: str | None) -> None:
+        self.status = status
+        self.message = message
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _other_parameters(model: MTLModel, shared: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+    """Everything not shared; checks that shared + task parameters partition the model."""
+    shared_ids = {id(p) for p in shared}
+    task_ids: dict[int, str] = {}
+    for task in model.tasks:
+        for param in model.task_parameters(task):
+            if id(param) in shared_ids or id(param) in task_ids:
+                raise RuntimeError(f"{type(model).__name__}: a parameter of task {task!r} is listed twice")
+            task_ids[id(param)] = task
+    others = [p for p in model.parameters() if id(p) not in shared_ids]
+    if {id(p) for p in others} != set(task_ids):
+        raise RuntimeError(f"{type(model).__name__}: shared and task parameters do not cover the model")
+    return others
+
+
+def _make_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    return torch.optim.SGD(params, lr=config.lr)

@@ -1,0 +1,333 @@
+"""Train: pick tasks, an architecture and a method, press Train, watch the run live.
+
+The page holds one canonical RunConfig in ``st.session_state`` and mirrors it (plus ``run=<id>``
+while a run is shown) in the URL, so a link or a reload reproduces the page. Training happens in a
+worker process; the dashboard is two fragments that poll the store while the run is live and
+stop polling when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from mtl_core import viz
+from mtl_core.architectures import ARCHITECTURES
+from mtl_core.config import ConfigError, RunConfig
+from mtl_core.methods import METHODS
+from mtl_core.store import TERMINAL, RunInfo, Store
+from mtl_core.suites import SUITES
+from pages._entry import through_app
+from pages._resources import job_manager, run_store
+from pages._widgets import clear_form, config_form
+
+through_app()
+
+# How often a live run is redrawn: status, loss and metrics every POLL_S; cosines, weights and
+# gradient norms (they change with the probes) half as often. Each redraw costs the server and
+# the browser CPU the worker could train with. On a 2-core machine, where all three share two
+# cores, benchmarks/ui_overhead.py measured training at 0.57-0.67x of a headless run with 0.5 s
+# and 0.72-0.84x with 1 s.
+POLL_S = 0.5 if (os.cpu_count() or 1) >= 4 else 1.0
+DIAGNOSTICS_POLL_S = 2 * POLL_S
+STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
+                "done": ":material/check_circle:", "stopped": ":material/stop_circle:",
+                "diverged": ":material/warning:", "failed": ":material/error:",
+                "interrupted": ":material/pause_circle:"}
+
+
+# --- the URL and the canonical config -----------------------------------------------------------
+
+def adopt_url(store: Store) -> list[str]:
+    """Take the config and run from the URL when it is not the one this page last wrote: a first
+    load, a reload, a shared link, or "open" from the Runs page. Returns problems to show."""
+    query = st.query_params.to_dict()
+    if query == st.session_state.get("train_query"):
+        return []
+    if not query and "config" in st.session_state:
+        return []  # back from another page, whose link dropped our query string: keep our state
+    problems: list[str] = []
+    run_id = _run_id(query.pop("run", None))
+    run = store.get_run(run_id) if run_id is not None else None
+    if run_id is not None and run is None:
+        problems.append(f"Run {run_id} is not in the store (deleted?); showing its settings only.")
+    config = run.config if run is not None and not query else RunConfig()
+    if query:
+        try:
+            config = RunConfig.from_query(query)
+        except ConfigError as error:
+            problems.append("The link's settings are not valid, so the defaults are shown: "
+                            + "; ".join(error.problems) + ".")
+    st.session_state.config = config
+    st.session_state.run_id = run.id if run is not None else None
+    clear_form()
+    return problems
+
+
+def sync_url(config: RunConfig, run_id: int | None) -> None:
+    query = config.to_query() | ({"run": str(run_id)} if run_id is not None else {})
+    if st.query_params.to_dict() != query:
+        st.query_params.from_dict(query)
+    st.session_state.train_query = query
+
+
+def _run_id(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+# --- reading a run ------------------------------------------------------------------------------
+
+def run_records(store: Store, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The run's scalars and cosine matrices, read incrementally: each poll asks the store only
+    for steps after the last one seen (a long run logs thousands of rows per second)."""
+    cache = st.session_state.get("records")
+    if cache is None or cache["run"] != run_id:
+        cache = {"run": run_id, "scalars": None, "matrices": None, "step": 0}
+    # Ask again for the last step seen (the store returns steps after ``since_step``): cheap,
+    # and safe should a step's rows ever be split between two of the worker's batches.
+    since = cache["step"]
+    scalars = store.scalars(run_id, since_step=max(since - 1, 0))
+    matrices = store.matrices(run_id, name="cosine", since_step=max(since - 1, 0))
+    if cache["scalars"] is not None:
+        old = cache["scalars"]
+        scalars = pd.concat([old[old["step"] < since], scalars], ignore_index=True)
+        old = cache["matrices"]
+        matrices = pd.concat([old[old["step"] < since], matrices], ignore_index=True)
+    cache.update(scalars=scalars, matrices=matrices,
+                 step=int(scalars["step"].max()) if len(scalars) else 0)
+    st.session_state.records = cache
+    return scalars, matrices
+
+
+# --- drawing ------------------------------------------------------------------------------------
+
+def status_panel(info: RunInfo, scalars: pd.DataFrame) -> None:
+    config = info.config
+    times = scalars[(scalars["split"] == "train") & (scalars["metric"] == "time_s")]
+    steps_done = int(times["step"].max()) if len(times) else int(info.steps_done or 0)
+    speed = viz.steps_per_second(times[["step", "value"]])
+    status, steps, rate, device = st.columns(4)
+    status.metric("Status", info.status, help="queued → running → done, or stopped (by you), "
+                  "diverged (a loss became NaN or infinite), failed (an error), interrupted "
+                  "(the server stopped).")
+    steps.metric("Steps", f"{steps_done:,} / {config.steps:,}")
+    rate.metric("Speed", f"{speed:,.0f} steps/s" if speed else "—",
+                help="Optimiser steps per second over the last 50 steps, diagnostics included.")
+    device.metric("Device", info.device or config.device)
+    st.progress(min(steps_done / config.steps, 1.0))
+    if info.message:
+        show = st.error if info.status in {"failed", "diverged"} else st.info
+        show(info.message, icon=STATUS_ICONS.get(info.status))
+
+
+def run_colors(info: RunInfo) -> dict[str, str]:
+    """The run's tasks and their colours (by their index in the suite: the same in every run)."""
+    config = info.config
+    return {task: color for task, color in viz.task_colors(SUITES[config.suite]).items()
+            if task in config.tasks}
+
+
+def progress_charts(info: RunInfo, scalars: pd.DataFrame) -> None:
+    """Training loss and validation metrics: the curves a person watches a run by."""
+    config = info.config
+    colors = run_colors(info)
+    train = scalars[(scalars["split"] == "train") & (scalars["metric"] == "loss")]
+    val = scalars[scalars["split"] == "val"]
+    if train.empty:
+        st.info("Waiting for the first step: the worker is building the data and the model.",
+                icon=":material/hourglass_top:")
+        return
+    loss, metric = st.columns(2)
+    # No chart's spec names the latest step (its axis grows from 0 with the data): a live chart
+    # whose spec is unchanged only swaps its data in the browser instead of being rebuilt.
+    draw(loss, viz.loss_chart(train, colors))
+    with metric:
+        if val.empty:
+            st.info(f"Validation metrics arrive at step {config.eval_every:,}.",
+                    icon=":material/hourglass_top:")
+        for _, chart in viz.metric_charts(val, SUITES[config.suite], config.tasks, colors) if len(val) else []:
+            draw(st, chart)
+
+
+def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, matrices: pd.DataFrame) -> None:
+    """How the tasks interact: gradient cosines (latest and over time), weights, gradient norms."""
+    config = info.config
+    colors = run_colors(info)
+    train = scalars[scalars["split"] == "train"]
+    if train.empty:
+        return
+    heatmap, history = st.columns(2)
+    if matrices.empty:
+        heatmap.info(_no_cosine_reason(info), icon=":material/info:")
+    else:
+        latest = matrices.sort_values("step").iloc[-1]
+        draw(heatmap, viz.cosine_heatmap(latest["value"], config.tasks), stretch=False)
+        heatmap.caption(f"At step {int(latest['step']):,}, the latest gradient probe.")
+        if len(config.tasks) > 1:
+            draw(history, viz.cosine_history_chart(viz.cosine_pairs(matrices, config.tasks)))
+    history.caption(COSINE_HELP)
+
+    weights, norms = st.columns(2)
+    draw(weights, viz.weights_chart(train[train["metric"] == "weight"], colors))
+    grad_norm = train[train["metric"] == "grad_norm"]
+    if not grad_norm.empty:
+        draw(norms, viz.task_lines_chart(
+            grad_norm, colors, y_title="Gradient norm (log scale)", log_y=True,
+            title="Gradient norm per task (shared parameters)"))
+
+
+def draw(where, chart: alt.TopLevelMixin, *, stretch: bool = True) -> None:
+    """Place an altair chart. Its spec is taken without altair's schema validation (the specs
+    are validated in tests/test_viz.py): that halves the cost of a live chart update, and the
+    server shares the CPU with the training worker. Streamlit sends the data as Arrow either way."""
+    spec = chart.to_dict(validate=False)
+    spec.get("config", {}).pop("view", None)  # altair's default 300 px view size: Streamlit sizes
+    where.vega_lite_chart(spec, width="stretch" if stretch else "content")
+
+
+COSINE_HELP = ("**Reading the cosines.** Each task's gradient on the shared parameters says how it "
+               "wants them to move. A cosine near +1: the tasks agree; near 0: they are unrelated; "
+               "below 0: they conflict — a step that helps one hurts the other, to first order. "
+               "Gradient methods (PCGrad, MGDA, CAGrad, ...) act on exactly this.")
+
+
+def _no_cosine_reason(info: RunInfo) -> str:
+    config = info.config
+    if ARCHITECTURES[config.arch].category == "baseline":
+        return (f"{ARCHITECTURES[config.arch].name} share no parameters, so there are no task "
+                "gradients to compare: no cosines for this run.")
+    if len(config.tasks) < 2:
+        return "One task has no other task to agree or conflict with: no cosines."
+    if config.probe_every == 0 and not METHODS[config.method].needs_jacobian:
+        return "Gradient probes are off (probe every 0), so no cosines were recorded."
+    if info.status in TERMINAL:
+        return "This run recorded no gradient cosines."
+    return f"The gradient cosines arrive with the first probe (every {config.probe_every:,} steps)."
+
+
+def introduction(config: RunConfig) -> None:
+    method = METHODS[config.method]
+    st.markdown("#### What you will see")
+    st.markdown(
+        "Press **Train** and the run's curves appear here as it trains: each task's training loss "
+        "and validation metric, the weight the method gives each task, and how the tasks' "
+        "gradients on the shared layers agree or conflict. Each task keeps one colour on every "
+        "chart. Runs are saved: find them again on the **Runs** page.")
+    st.markdown(f"#### {method.name}")
+    st.caption(f"{method.category} · {method.cost}")
+    st.markdown(method.summary)
+    st.latex(method.formula)
+    if method.paper is not None:
+        paper = method.paper
+        st.caption(f"[{paper.cite()}]({paper.url})" if paper.url else paper.cite())
+
+
+def dashboard(run_id: int) -> None:
+    """The live view of a run: two fragments that poll the store while the run is live."""
+    store = run_store()
+    info = store.get_run(run_id)
+    if info is None:
+        st.warning(f"Run {run_id} is no longer in the store.")
+        return
+    live = info.status not in TERMINAL
+    title, toggle = st.columns([3, 1], vertical_alignment="bottom")
+    # Default names end in "#<id>"; a renamed run gets its id added.
+    title.subheader(info.name if info.name.endswith(f"#{info.id}") else f"{info.name} (run {info.id})",
+                    anchor=False)
+    paused = live and toggle.toggle("Pause live updates", key="pause_live",
+                                    help="Freeze the charts (to zoom or hover); the run keeps training.")
+
+    polling = live and not paused
+
+    @st.fragment(run_every=POLL_S if polling else None)
+    def progress_view() -> None:
+        current = store.get_run(run_id)
+        if current is None:
+            st.warning(f"Run {run_id} was deleted.")
+            return
+        scalars, _ = run_records(store, run_id)
+        if live and scalars.empty:
+            scalars, _ = wait_for_first_step(store, run_id)
+            current = store.get_run(run_id) or current
+        status_panel(current, scalars)
+        progress_charts(current, scalars)
+        if polling and current.status in TERMINAL:
+            st.rerun()  # the run ended: redraw the page without polling, buttons re-enabled
+
+    # Slower: these change with the probes, and each redraw costs CPU the worker could use.
+    @st.fragment(run_every=DIAGNOSTICS_POLL_S if polling else None)
+    def diagnostics_view() -> None:
+        current = store.get_run(run_id)
+        if current is not None:
+            diagnostic_charts(current, *run_records(store, run_id))
+
+    progress_view()
+    diagnostics_view()
+
+
+def wait_for_first_step(store: Store, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Before the first record, look again every 50 ms for up to one poll interval, so the first
+    curve shows as soon as the worker writes it rather than at the next poll."""
+    deadline = time.monotonic() + 0.9 * POLL_S
+    scalars, matrices = run_records(store, run_id)
+    while scalars.empty and time.monotonic() < deadline:
+        time.sleep(0.05)
+        scalars, matrices = run_records(store, run_id)
+    return scalars, matrices
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+store = run_store()
+job_manager()  # started with the page, so its warm worker has imported torch by the first Train
+for problem in adopt_url(store):
+    st.warning(problem, icon=":material/link_off:")
+config: RunConfig = st.session_state.config
+run_id: int | None = st.session_state.get("run_id")
+
+form, view = st.columns([1, 2.4], gap="large")
+with form:
+    st.header("Train", anchor=False)
+    actions = st.container()  # drawn above the form, filled once the form is read
+    data, problems = config_form(config)
+    if not problems:
+        try:
+            config = RunConfig.parse(data)
+        except ConfigError as error:
+            problems = error.problems
+    if not problems:
+        st.session_state.config = config
+
+with actions:
+    train_col, stop_col = st.columns(2)
+    if train_col.button("Train", type="primary", width="stretch", disabled=bool(problems),
+                        help="Start a run with these settings (it queues if another is training)."):
+        try:
+            run_id = job_manager().submit(config)
+        except Exception as error:  # the manager refused (e.g. a full queue): say so, keep the page
+            st.error(f"Could not start the run: {error}")
+        else:
+            st.session_state.run_id = run_id
+            st.session_state.pop("pause_live", None)  # a new run starts live
+    shown = store.get_run(run_id) if run_id is not None else None
+    if stop_col.button("Stop", width="stretch", disabled=shown is None or shown.status in TERMINAL,
+                       help="Stop the shown run after its current step; its records are kept."):
+        job_manager().stop(run_id)
+    if problems:
+        st.error("This configuration cannot run:\n" + "\n".join(f"- {p}" for p in problems),
+                 icon=":material/error:")
+
+sync_url(st.session_state.config, run_id)  # before the charts: the URL answers at once
+
+with view:
+    if run_id is None:
+        introduction(config)
+    else:
+        dashboard(run_id)
