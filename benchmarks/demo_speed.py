@@ -2,7 +2,7 @@
 
 Prints: seconds of training until both validation accuracies first reach the target (checked every
 10 steps), the step at which that happened, steps/s, and the default run's final accuracies.
-Run: python benchmarks/demo_speed.py [--threads 2] [--target 0.9] [--seeds 0,1,2]
+Run: python -m benchmarks.demo_speed [--threads 2] [--target 0.9] [--seeds 0,1,2]
 """
 
 from __future__ import annotations

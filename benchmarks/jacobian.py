@@ -1,7 +1,7 @@
 """Which exact per-task Jacobian is fastest on the playground's models? Prints ratios to a summed-loss backward.
 
 The reference model of DESIGN section 3: a shared MLP 64-256-256, three 10-class heads, batch 256.
-Run: python benchmarks/jacobian.py [--threads 2] [--repeats 200]
+Run: python -m benchmarks.jacobian [--threads 2] [--repeats 200]
 """
 
 from __future__ import annotations

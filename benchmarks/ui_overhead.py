@@ -10,7 +10,7 @@ records (seconds since training began, so start-up and torch's import are left o
 Both train with the same number of torch threads (``--threads``; default: all cores but one, the
 one a served app leaves to the server and the browser). Prints steps/s of each and the ratio
 (b) / (a); the goal is >= 0.8.
-Run: python benchmarks/ui_overhead.py [--suite synthetic] [--steps 3000] [--threads N] [--repeats 1]
+Run: python -m benchmarks.ui_overhead [--suite synthetic] [--steps 3000] [--threads N] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from mtl_core.config import RunConfig
+from mtl_core.store import TERMINAL, Store
 
-from mtl_core.config import RunConfig  # noqa: E402
-from mtl_core.store import TERMINAL, Store  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--snapshot-every", type=int, dest="snapshot_every",
                      help="sharing snapshot every N steps (0: never)")
     run.add_argument("--device", help="auto, cpu, cuda or mps")
+    run.add_argument("--threads", type=int, help="torch CPU threads (default: $MTL_TORCH_THREADS or all "
+                     "cores but one, as in the app; CPU runs repeat bit for bit with the same count)")
     run.add_argument("--param", action="append", default=[], metavar="GROUP.KNOB=VALUE",
                      help="a knob of the suite, arch or method, e.g. suite.correlation=0.9 (repeatable)")
     run.add_argument("--name", help="a name for the run (default: method · arch · suite #id)")
@@ -134,12 +136,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     store = _open_store(args.store)
-    from mtl_core.devices import resolve_device  # imports torch: only once the input is known good
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1 (got {args.threads})")
+    import torch  # only once the input is known good: the import takes a second
+
+    from mtl_core.devices import default_threads, resolve_device
 
     try:
         resolve_device(config.device)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    torch.set_num_threads(args.threads or default_threads())
     from mtl_core.worker import execute_run
 
     run_id = store.create_run(config, status="queued", name=args.name, pid=os.getpid())

@@ -43,7 +43,7 @@ class RunConfig(BaseModel):
     method: str = Field("ew", description="How the tasks are balanced.")
     method_params: dict[str, KnobValue] = Field(default_factory=dict)
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0, le=10, description="Learning rate.")
+    lr: float = Field(3e-3, gt=0, le=10, description="Learning rate.")
     batch_size: int = Field(128, ge=1, le=8192)
     steps: int = Field(400, ge=1, le=1_000_000)
     eval_every: int = Field(25, ge=1, le=1_000_000, description="Validation metrics every N steps.")

@@ -139,12 +139,24 @@ def task_lines_chart(df: pd.DataFrame, colors: Mapping[str, str], *, y_title: st
         y_scale = alt.Scale(zero=False)
     chart = alt.Chart(data, height=height).mark_line(strokeWidth=2, clip=True).encode(
         x=_step_axis(x_max),
-        y=alt.Y("value:Q", title=y_title, scale=y_scale, axis=alt.Axis(format="~g")),
+        y=alt.Y("value:Q", title=y_title, scale=y_scale,
+                axis=alt.Axis(format="~g", values=log_ticks(data["value"]) if log_y else alt.Undefined)),
         color=alt.Color("task:N", title="Task", scale=color_scale(colors, tasks)),
         tooltip=[alt.Tooltip("task:N", title="Task"), alt.Tooltip("step:Q", title="Step"),
                  alt.Tooltip("value:Q", title=y_title, format=".4g")],
     )
     return chart.properties(title=title) if title else chart
+
+
+def log_ticks(values: pd.Series) -> list[float]:
+    """Tick values for a log axis: the powers of ten the data span (Vega's own choice mixes
+    mantissas, e.g. 3, 0.2, 0.01), with 2 and 5 between them when the data span less than a decade and a half."""
+    if values.empty:
+        return [1.0]
+    low = math.floor(math.log10(float(values.min())))
+    high = math.ceil(math.log10(float(values.max())))
+    mantissas = (1, 2, 5) if math.log10(float(values.max()) / float(values.min())) < 1.5 else (1,)
+    return [m * 10.0 ** k for k in range(low, high + 1) for m in mantissas if m * 10.0 ** k <= 10.0 ** high]
 
 
 def _step_axis(x_max: int | None) -> alt.X:
@@ -203,6 +215,15 @@ def weights_chart(df: pd.DataFrame, colors: Mapping[str, str], *, x_max: int | N
     part = df[df["metric"] == "weight"] if "metric" in df else df
     return task_lines_chart(part, colors, y_title="Task weight", title="Task weights",
                             x_max=x_max, max_points=max_points)
+
+
+def all_tasks_equal(df: pd.DataFrame) -> bool:
+    """Whether every task has the same value at every step (equal weighting's flat lines, which
+    would otherwise hide each other)."""
+    if df.empty:
+        return False
+    spread = df.groupby("step")["value"].agg(lambda v: v.max() - v.min())
+    return bool((spread.abs() <= 1e-12).all())
 
 
 # --- gradient conflict --------------------------------------------------------------------------

@@ -81,10 +81,11 @@ def execute_run(store: Store, run_id: int, *, stop: threading.Event,
     poller.start()
     steps = 0
     try:
+        from mtl_core.devices import describe
         from mtl_core.trainer import Trainer
 
         trainer = Trainer(info.config)
-        store.set_status(run_id, "running", device=trainer.device)
+        store.set_status(run_id, "running", device=describe(trainer.device))
         batcher = RecordBatcher(store, run_id)
         try:
             for record in trainer.run(should_stop=stop.is_set):
@@ -141,11 +142,11 @@ class _StopFlagPoller(threading.Thread):
 def warm_up() -> None:
     """Pay the imports a run needs before saying ``ready``: torch and the trainer (~1.5 s), and
     torch._dynamo, which building the first optimizer imports (another ~1.3 s)."""
-    threads = os.environ.get("MTL_TORCH_THREADS")
     import torch
 
-    if threads:
-        torch.set_num_threads(max(1, int(threads)))
+    from mtl_core.devices import default_threads
+
+    torch.set_num_threads(default_threads())
     import mtl_core.trainer  # noqa: F401
 
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])

@@ -145,14 +145,16 @@ def progress_charts(info: RunInfo, scalars: pd.DataFrame) -> None:
                 icon=":material/hourglass_top:")
         return
     loss, metric = st.columns(2)
-    # No chart's spec names the latest step (its axis grows from 0 with the data): a live chart
-    # whose spec is unchanged only swaps its data in the browser instead of being rebuilt.
-    draw(loss, viz.loss_chart(train, colors))
+    # Every step axis spans the whole run (0 to config.steps), so the charts line up, a live curve
+    # grows from left to right, and a live chart's spec stays the same between polls: the browser
+    # only swaps its data instead of rebuilding it.
+    draw(loss, viz.loss_chart(train, colors, x_max=config.steps))
     with metric:
         if val.empty:
             st.info(f"Validation metrics arrive at step {config.eval_every:,}.",
                     icon=":material/hourglass_top:")
-        for _, chart in viz.metric_charts(val, SUITES[config.suite], config.tasks, colors) if len(val) else []:
+        for _, chart in viz.metric_charts(val, SUITES[config.suite], config.tasks, colors,
+                                             x_max=config.steps) if len(val) else []:
             draw(st, chart)
 
 
@@ -171,16 +173,20 @@ def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, matrices: pd.DataFra
         draw(heatmap, viz.cosine_heatmap(latest["value"], config.tasks), stretch=False)
         heatmap.caption(f"At step {int(latest['step']):,}, the latest gradient probe.")
         if len(config.tasks) > 1:
-            draw(history, viz.cosine_history_chart(viz.cosine_pairs(matrices, config.tasks)))
+            draw(history, viz.cosine_history_chart(viz.cosine_pairs(matrices, config.tasks),
+                                                          x_max=config.steps))
     history.caption(COSINE_HELP)
 
     weights, norms = st.columns(2)
-    draw(weights, viz.weights_chart(train[train["metric"] == "weight"], colors))
+    weight = train[train["metric"] == "weight"]
+    draw(weights, viz.weights_chart(weight, colors, x_max=config.steps))
+    if len(config.tasks) > 1 and viz.all_tasks_equal(weight):
+        weights.caption("Every task has the same weight at every step: the lines lie on top of each other.")
     grad_norm = train[train["metric"] == "grad_norm"]
     if not grad_norm.empty:
         draw(norms, viz.task_lines_chart(
             grad_norm, colors, y_title="Gradient norm (log scale)", log_y=True,
-            title="Gradient norm per task (shared parameters)"))
+            title="Gradient norm per task (shared parameters)", x_max=config.steps))
 
 
 def draw(where, chart: alt.TopLevelMixin, *, stretch: bool = True) -> None:

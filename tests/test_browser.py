@@ -52,11 +52,7 @@ def free_port() -> int:
 
 
 def server_env(store_path: Path) -> dict[str, str]:
-    env = {**os.environ, "MTL_STORE": str(store_path)}
-    # Leave a core to the server and the browser: with every core given to torch on a 2-core
-    # machine, its threads and Chromium's drawing fight (measured: 2 steps/s instead of 14).
-    env.setdefault("MTL_TORCH_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
-    return env
+    return {**os.environ, "MTL_STORE": str(store_path)}
 
 
 @pytest.fixture(scope="module")

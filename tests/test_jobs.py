@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from mtl_core.config import RunConfig
+from mtl_core.devices import default_threads
 from mtl_core.jobs import JobManager
 from mtl_core.store import TERMINAL, Store, pid_alive
 from mtl_core.worker import execute_run
@@ -61,7 +62,8 @@ def test_a_run_trains_in_a_warm_worker_and_lands_in_the_store(manager, tmp_path)
     first_record_s = time.monotonic() - submitted
     assert manager.wait(run_id, timeout=60) == "done"
     info = store.get_run(run_id)
-    assert info.name == "tiny" and info.device == "cpu" and info.message is None
+    assert info.name == "tiny" and info.message is None
+    assert info.device == f"cpu, {default_threads()} thread" + ("s" if default_threads() > 1 else "")
     assert info.steps_done == TINY.steps == store.last_step(run_id)
     assert info.pid is not None and info.pid != os.getpid()
     assert info.created_at <= info.started_at <= info.finished_at
@@ -73,10 +75,16 @@ def test_a_run_trains_in_a_warm_worker_and_lands_in_the_store(manager, tmp_path)
     # within the ~3 s a cold worker spends on its imports.
     assert first_record_s < 1.5, first_record_s
 
-    # The worker computes exactly what the command line computes in-process.
+    # With the same number of torch threads, the worker computes exactly what the command line
+    # computes in-process.
     local = Store(tmp_path / "local.db")
     local_run = local.create_run(TINY)
-    outcome = execute_run(local, local_run, stop=threading.Event())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(default_threads())
+    try:
+        outcome = execute_run(local, local_run, stop=threading.Event())
+    finally:
+        torch.set_num_threads(threads)
     assert outcome.status == "done" and outcome.steps == TINY.steps
     ours, theirs = store.scalars(run_id), local.scalars(local_run)
     ours, theirs = ours[ours.metric != "time_s"], theirs[theirs.metric != "time_s"]
@@ -204,3 +212,4 @@ def test_when_the_server_is_killed_its_worker_stops_and_the_run_is_interrupted(t
     assert store.scalars(run_id, metric="loss")["step"].max() == info.steps_done
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+

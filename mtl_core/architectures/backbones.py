@@ -19,7 +19,7 @@ def mlp_encoder(in_features: int, hidden: Sequence[int] = (128, 64)) -> tuple[nn
     return nn.Sequential(*layers), width
 
 
-def cnn_encoder(input_shape: Sequence[int], channels: Sequence[int] = (32, 64),
+def cnn_encoder(input_shape: Sequence[int], channels: Sequence[int] = (16, 32),
                 features: int = 128) -> tuple[nn.Module, int]:
     """Two 3x3 convolutions, one 2x2 max-pool, one linear layer: enough for 8-pixel digits."""
     in_channels, height, width = input_shape

@@ -88,7 +88,7 @@ SUITES.register(
         knobs=(
             Knob(name="correlation", label="Task correlation p", kind="float", default=0.5, low=-1.0,
                  high=1.0, help="Cosine between the two tasks' weight vectors (MMoE's p): 1 = same task."),
-            Knob(name="train_size", label="Training examples", kind="int", default=10000, low=500,
+            Knob(name="train_size", label="Training examples", kind="int", default=100000, low=500,
                  high=200000, help="Examples drawn for training; 2,000 more are held out for validation."),
         ),
         paper=Paper(authors="Ma, Zhao, Yi, Chen, Hong & Chi",

@@ -87,7 +87,7 @@ def _synthetic_tensors(correlation: float, train_size: int) -> tuple[Tensor, ...
     return (*_examples(train_size, correlation, 1), *_examples(VAL_SIZE, correlation, 2))
 
 
-def build_synthetic(correlation: float = 0.5, train_size: int = 10000) -> SuiteData:
+def build_synthetic(correlation: float = 0.5, train_size: int = 100000) -> SuiteData:
     """Tasks ``y1`` and ``y2`` (regression, MSE); input ``[N, 100]``; 2,000 validation examples.
 
     Tensors are shared between callers: read-only.

@@ -1,0 +1,1 @@
+"""Speed scripts: run each from the repository root as ``python -m benchmarks.<name>``."""
