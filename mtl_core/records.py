@@ -25,3 +25,4 @@ class StepRecord:
     cos_update: dict[str, float] | None = None  # cos(update, g_t)
     val: dict[str, dict[str, float]] | None = None  # task -> {"loss": .., "<metric>": ..}
     snapshot: dict[str, pd.DataFrame] | None = None
+    message: str | None = None  # set on the step where the method's message (a fallback) changed

@@ -34,7 +34,7 @@ from mtl_core.methods import METHODS
 from mtl_core.records import StepRecord
 from mtl_core.suites import build_suite
 from mtl_core.suites.base import SuiteData
-from mtl_core.weighting import Weighting, make_weighting
+from mtl_core.weighting import TrainerHooks, Weighting, make_weighting
 
 _EVAL_BATCH = 4096
 
@@ -62,6 +62,8 @@ class Trainer:
         self.shared = list(self.model.shared_parameters())
         self.others = _other_parameters(self.model, self.shared)
 
+        self.last_shared = self.model.last_shared_parameters()
+
         method = METHODS[config.method]
         self.weighting: Weighting | None = None
         self.aggregator: Aggregator | None = None
@@ -69,17 +71,28 @@ class Trainer:
         if method.kind == "weighting":
             self.weighting = make_weighting(config.method, len(self.tasks), **config.method_params)
             self.weighting.to(self.device)
+            self.weighting.attach(TrainerHooks(
+                last_shared_grad_norms=self._last_shared_grad_norms, losses_now=self._losses_now,
+                steps_per_epoch=max(1, self.x_train.shape[0] // min(config.batch_size, self.x_train.shape[0]))))
             trainable += list(self.weighting.parameters())
         else:
             self.aggregator = make_aggregator(config.method, len(self.tasks), **config.method_params)
+            if self.aggregator.space == "features" and not self.shared:
+                raise ValueError(f"{method.name} reads the shared representation, and "
+                                 f"{ARCHITECTURES[config.arch].name} shares nothing: pick a sharing architecture")
         self.optimizer = _make_optimizer(config, trainable)
         # Batches are drawn on the CPU so the same seed gives the same batches on every device.
         self.generator = torch.Generator().manual_seed(config.seed)
+        self.batch: Tensor | None = None
         self.status = "pending"
         self.message: str | None = None
+        self._method_message: str | None = None
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[StepRecord]:
         config = self.config
+        for method in (self.weighting, self.aggregator):
+            if method is not None:
+                method.reset()
         batches = self._batches()
         start = time.perf_counter()
         for step in range(1, config.steps + 1):
@@ -96,11 +109,24 @@ class Trainer:
             yield record
         self._finish("done", self.message)
 
+    def _losses(self, batch: Tensor) -> Tensor:
+        outputs = self.model(self.x_train[batch])
+        return torch.stack([self.suite.loss(t, outputs[t], self.y_train[t][batch]) for t in self.tasks])
+
+    def _last_shared_grad_norms(self, losses: Tensor) -> Tensor | None:
+        if not self.last_shared:
+            return None
+        return gradient_norms(task_jacobian(losses, self.last_shared)).detach()
+
+    @torch.no_grad()
+    def _losses_now(self) -> Tensor:
+        assert self.batch is not None, "losses_now() is for use during a step"
+        return self._losses(self.batch)
+
     def _step(self, step: int, batch: Tensor, start: float) -> StepRecord | None:
         self.model.train()
-        x = self.x_train[batch]
-        outputs = self.model(x)
-        losses = torch.stack([self.suite.loss(t, outputs[t], self.y_train[t][batch]) for t in self.tasks])
+        self.batch = batch
+        losses = self._losses(batch)
         if not torch.isfinite(losses).all():
             bad = [t for t, value in zip(self.tasks, losses.tolist(), strict=True) if not math.isfinite(value)]
             self._finish("diverged", f"the loss of {', '.join(bad)} became non-finite at step {step}; "
@@ -118,16 +144,29 @@ class Trainer:
                 jacobian = task_jacobian(losses, self.shared)
                 update = weights.detach() @ jacobian
             ((weights * losses).sum() + self.weighting.regularizer()).backward()
+            message = self.weighting.message
+        elif self.aggregator.space == "features":
+            if self.model.representation is None:
+                raise RuntimeError(f"{type(self.model).__name__} does not expose its shared representation")
+            aggregation = self.aggregator(task_jacobian(losses, [self.model.representation]))
+            if aggregation.weights is None:
+                raise RuntimeError("a features-space aggregation must return task weights")
+            weights = aggregation.weights.detach()
+            if probe:
+                jacobian = task_jacobian(losses, self.shared)
+                update = weights @ jacobian
+            (weights * losses).sum().backward()
+            message = aggregation.message
         else:
-            assert self.aggregator is not None
             jacobian = jacobian_and_other_grads(losses, self.shared, self.others)
             aggregation = self.aggregator(jacobian)
             set_flat_grad(self.shared, aggregation.update)
             update = aggregation.update
             weights = aggregation.weights if aggregation.weights is not None else torch.full_like(losses, math.nan)
-            if aggregation.message and aggregation.message != self.message:
-                self.message = f"step {step}: {aggregation.message}"
+            message = aggregation.message
         self.optimizer.step()
+        if self.weighting is not None:
+            self.weighting.after_step(step)
 
         record = StepRecord(
             step=step,
@@ -135,6 +174,10 @@ class Trainer:
             loss=dict(zip(self.tasks, losses.tolist(), strict=True)),
             weight=dict(zip(self.tasks, weights.detach().tolist(), strict=True)),
         )
+        if message and message != self._method_message:
+            # A method's news (a solver that failed and fell back) goes on the run as it happens.
+            self._method_message = message
+            self.message = record.message = f"step {step}: {message}"
         if probe and jacobian is not None and update is not None:
             record.grad_norm = dict(zip(self.tasks, gradient_norms(jacobian).tolist(), strict=True))
             record.cosine = cosine_matrix(jacobian).tolist()

@@ -90,6 +90,8 @@ def execute_run(store: Store, run_id: int, *, stop: threading.Event,
         try:
             for record in trainer.run(should_stop=stop.is_set):
                 batcher.add(record)
+                if record.message:
+                    store.set_status(run_id, "running", message=record.message)
                 steps = record.step
                 if on_record is not None:
                     on_record(record)

@@ -24,7 +24,16 @@ class Aggregation:
 
 
 class Aggregator:
-    """Combine a Jacobian into one update. Stateful methods override ``reset``."""
+    """Combine a Jacobian into one update. Stateful methods override ``reset``.
+
+    ``space`` says which Jacobian the method reads: ``"parameters"`` (rows are task gradients on
+    the shared parameters, the default) or ``"features"`` (rows are task gradients on the shared
+    representation, the batch's encoder output, flattened: MGDA-UB's cheap upper bound). A
+    features-space method must return ``weights``; the trainer then backpropagates ``weights @ losses``
+    once instead of taking the parameter Jacobian.
+    """
+
+    space: str = "parameters"
 
     def __init__(self, n_tasks: int) -> None:
         if n_tasks < 1:

@@ -18,6 +18,9 @@ class MTLModel(nn.Module):
     def __init__(self, tasks: Sequence[str]) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
+        # The shared representation of the latest forward pass (the input every head reads), kept
+        # by architectures that have one: MGDA-UB differentiates the task losses with respect to it.
+        self.representation: Tensor | None = None
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -27,6 +30,17 @@ class MTLModel(nn.Module):
 
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def last_shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the last shared layer (GradNorm's W): those of the last module,
+        in registration order, that holds shared parameters directly. Empty when nothing is shared."""
+        shared = {id(p) for p in self.shared_parameters()}
+        last: list[nn.Parameter] = []
+        for module in self.modules():
+            own = [p for p in module.parameters(recurse=False) if id(p) in shared]
+            if own:
+                last = own
+        return last
 
     def sharing_snapshot(self) -> dict[str, pd.DataFrame]:
         """Named matrices of learned sharing (e.g. tasks x experts gates); none for fixed sharing."""

@@ -17,7 +17,7 @@ class HardSharing(MTLModel):
         self.heads = nn.ModuleDict({t: head(features, suite.task(t).n_outputs) for t in self.tasks})
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        shared = self.encoder(x)
+        shared = self.representation = self.encoder(x)
         return {task: self.heads[task](shared) for task in self.tasks}
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:

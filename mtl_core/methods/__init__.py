@@ -4,23 +4,22 @@ Weighting methods (``kind="weighting"``) need only the task losses; their factor
 ``factory(n_tasks=T, **method_params)`` and returns a :class:`mtl_core.weighting.Weighting`.
 Aggregation methods (``kind="aggregation"``) need the task Jacobian on the shared parameters; their
 factory returns a :class:`mtl_core.aggregation.Aggregator`.
+
+The entries live by family in the modules below, each a tuple ``ENTRIES``; a person sees the loss
+weightings first, then the gradient methods, each family in the order its papers appeared.
 """
 
 from __future__ import annotations
 
+from mtl_core.methods import multi_objective, projection, weighting
 from mtl_core.registry import MethodInfo, Registry
 
 METHODS: Registry[MethodInfo] = Registry("method")
 
-METHODS.register(
-    MethodInfo(
-        key="ew",
-        name="Equal weighting",
-        kind="weighting",
-        category="loss weighting",
-        summary="Add the task losses up, each with weight 1: the baseline every method is measured against.",
-        formula=r"\mathcal{L}(\theta) = \sum_{t=1}^{T} \mathcal{L}_t(\theta)",
-        cost="1 backward pass",
-        factory="mtl_core.weighting.equal:EqualWeighting",
-    )
-)
+
+def _display_order(entry: MethodInfo) -> tuple[bool, int]:
+    return entry.kind != "weighting", entry.paper.year if entry.paper else 0
+
+
+for _entry in sorted((*weighting.ENTRIES, *multi_objective.ENTRIES, *projection.ENTRIES), key=_display_order):
+    METHODS.register(_entry)
