@@ -18,23 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
+from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
 from mtl_core.config import RunConfig
 from mtl_core.store import TERMINAL, Store
-
-ROOT = Path(__file__).resolve().parents[1]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def steps_per_second(store: Store, run_id: int) -> float:
@@ -43,10 +35,9 @@ def steps_per_second(store: Store, run_id: int) -> float:
     return float(steps / (times["value"].iloc[-1] - times["value"].iloc[0]))
 
 
-def threads_env(threads: int, **extra: str) -> dict[str, str]:
-    # The worker reads MTL_TORCH_THREADS; the CLI trains in-process, where torch takes its
-    # thread count from OMP_NUM_THREADS at import.
-    return {**os.environ, "MTL_TORCH_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), **extra}
+def threads_env(threads: int) -> dict[str, str]:
+    # The app's worker and the CLI both take their torch thread count from MTL_TORCH_THREADS.
+    return {**os.environ, "MTL_TORCH_THREADS": str(threads)}
 
 
 def headless(config: RunConfig, workdir: Path, threads: int) -> float:
@@ -56,38 +47,15 @@ def headless(config: RunConfig, workdir: Path, threads: int) -> float:
     done = subprocess.run([sys.executable, "-m", "mtl_core", "run", "--config", str(config_path),
                            "--store", str(store_path), "--json"],
                           cwd=ROOT, env=threads_env(threads), capture_output=True, text=True, check=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    store = Store(store_path)
-    run_id = result.get("run_id", result.get("id"))
-    if run_id is None:
-        run_id = int(store.list_runs()["id"].iloc[0])
-    return steps_per_second(store, int(run_id))
+    run_id = json.loads(done.stdout.strip().splitlines()[-1])["run_id"]
+    return steps_per_second(Store(store_path), run_id)
 
 
 def through_the_app(config: RunConfig, workdir: Path, threads: int) -> float:
     from playwright.sync_api import sync_playwright
 
     store_path = workdir / "app.db"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(workdir / "streamlit.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=threads_env(threads, MTL_STORE=str(store_path)), stdout=log,
-        stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("streamlit did not start") from None
-                time.sleep(0.1)
+    with served_app(store_path, workdir / "streamlit.log", env=threads_env(threads)) as url:
         store = Store(store_path)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -100,13 +68,9 @@ def through_the_app(config: RunConfig, workdir: Path, threads: int) -> float:
                 page.wait_for_timeout(200)  # the page keeps polling and drawing meanwhile
             status = store.get_run(run_id).status
             browser.close()
-        if status != "done":
-            raise RuntimeError(f"the app's run ended as {status}: {store.get_run(run_id).message}")
-        return steps_per_second(store, run_id)
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+    if status != "done":
+        raise RuntimeError(f"the app's run ended as {status}: {store.get_run(run_id).message}")
+    return steps_per_second(store, run_id)
 
 
 def main() -> None:

@@ -200,3 +200,20 @@ def test_stop_ends_a_live_run(training_store):
     assert not stop.disabled
     stop.click().run()
     assert wait_until_finished(store, run_id, timeout=10) == "stopped"
+
+
+def test_every_method_shows_its_update_rule_paper_and_simplifications(training_store):
+    """The student's card: choosing a method shows its formula, its paper and what we simplified."""
+    from mtl_core.methods import METHODS
+
+    at = new_app().run()
+    for method in METHODS:
+        control(at, "train.method").set_value(method.key).run()
+        assert not at.exception, method.key
+        card = next(e for e in at.expander if e.label == f"How {method.name} works")
+        assert [latex.value.strip("$\n") for latex in card.latex] == [method.formula], method.key
+        text = " ".join(m.value for m in card.markdown)
+        if method.paper is not None:
+            assert method.paper.title in text and (method.paper.arxiv or "") in text, method.key
+        if method.extra.get("simplified"):
+            assert method.extra["simplified"] in " ".join(i.value for i in card.info), method.key

@@ -7,27 +7,19 @@ AppTest cannot see any of this (JavaScript, chart rendering, the browser's event
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
+from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
 from mtl_core.config import RunConfig
 from mtl_core.store import TERMINAL, Store
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 LINE = ".vega-embed g.mark-line path"  # an altair line that vega has drawn
 # The new run's step counter reads "N / <total>" (N >= 1) and a curve is drawn.
@@ -45,46 +37,15 @@ if not Path(CHROMIUM).exists():
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env(store_path: Path) -> dict[str, str]:
-    return {**os.environ, "MTL_STORE": str(store_path)}
-
-
 @pytest.fixture(scope="module")
-def served_app(tmp_path_factory):
-    """`streamlit run app.py` on a free port with its own store; yields (url, store path)."""
+def served(tmp_path_factory):
+    """The app on a free port with its own store; yields (url, store path)."""
     store_path = tmp_path_factory.mktemp("store") / "mtl.db"
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=server_env(store_path), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"streamlit did not start:\n{log.read()}")
-                time.sleep(0.1)
-        yield url, store_path
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        with served_app(store_path, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
+            yield url, store_path
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 def train_url(url: str, config: RunConfig) -> str:
@@ -113,8 +74,8 @@ def button(page, name: str):
     return page.get_by_test_id("stMainBlockContainer").get_by_role("button", name=name, exact=True)
 
 
-def test_live_dashboard_in_chromium(served_app):
-    url, store_path = served_app
+def test_live_dashboard_in_chromium(served):
+    url, store_path = served
     store = Store(store_path)
     warm_up = RunConfig.parse({"steps": 30, "eval_every": 10, "probe_every": 10, "device": "cpu"})
     long_run = RunConfig.parse({"steps": 50_000, "eval_every": 50, "probe_every": 10, "device": "cpu"})
