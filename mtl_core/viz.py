@@ -217,6 +217,27 @@ def weights_chart(df: pd.DataFrame, colors: Mapping[str, str], *, x_max: int | N
                             x_max=x_max, max_points=max_points)
 
 
+def update_alignment_chart(df: pd.DataFrame, colors: Mapping[str, str], *, x_max: int | None = None,
+                           max_points: int = DEFAULT_MAX_POINTS) -> alt.LayerChart:
+    """cos(update, g_t) per task (``scalars(split="train", metric="cos_update")``): how directly the
+    step the method takes descends each task's loss; below 0 the step raises it, to first order."""
+    part = df[df["metric"] == "cos_update"] if "metric" in df else df
+    lines = task_lines_chart(part, colors, y_title="cos(update, task gradient)", y_domain=(-1.0, 1.0),
+                             x_max=x_max, max_points=max_points)
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888888", strokeWidth=1).encode(y="y:Q")
+    return alt.layer(zero, lines).properties(title="How the update treats each task (below 0: it hurts)")
+
+
+def update_norm_chart(df: pd.DataFrame, *, x_max: int | None = None,
+                      max_points: int = DEFAULT_MAX_POINTS) -> alt.Chart:
+    """The norm of the shared parameters' update direction: methods differ in scale (DESIGN: each
+    keeps its paper's), and a collapsing norm is how a method stalls."""
+    part = df[df["metric"] == "update_norm"] if "metric" in df else df
+    return task_lines_chart(part.assign(task="update"), {"update": "#444444"}, log_y=True,
+                            y_title="Update norm (log scale)", title="Update norm (shared parameters)",
+                            x_max=x_max, max_points=max_points)
+
+
 def all_tasks_equal(df: pd.DataFrame) -> bool:
     """Whether every task has the same value at every step (equal weighting's flat lines, which
     would otherwise hide each other)."""

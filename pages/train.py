@@ -23,7 +23,7 @@ from mtl_core.store import TERMINAL, RunInfo, Store
 from mtl_core.suites import SUITES
 from pages._entry import through_app
 from pages._resources import job_manager, run_store
-from pages._widgets import clear_form, config_form
+from pages._widgets import clear_form, config_form, method_explanation
 
 through_app()
 
@@ -179,7 +179,12 @@ def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, matrices: pd.DataFra
 
     weights, norms = st.columns(2)
     weight = train[train["metric"] == "weight"]
-    draw(weights, viz.weights_chart(weight, colors, x_max=config.steps))
+    if len(weight) and weight["value"].isna().all():
+        weights.info(f"{METHODS[config.method].name} gives the tasks no weights: its update is not a "
+                     "weighted sum of their gradients. *How the update treats each task* shows its effect.",
+                     icon=":material/info:")
+    else:
+        draw(weights, viz.weights_chart(weight, colors, x_max=config.steps))
     if len(config.tasks) > 1 and viz.all_tasks_equal(weight):
         weights.caption("Every task has the same weight at every step: the lines lie on top of each other.")
     grad_norm = train[train["metric"] == "grad_norm"]
@@ -187,6 +192,12 @@ def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, matrices: pd.DataFra
         draw(norms, viz.task_lines_chart(
             grad_norm, colors, y_title="Gradient norm (log scale)", log_y=True,
             title="Gradient norm per task (shared parameters)", x_max=config.steps))
+
+    alignment, norm = st.columns(2)
+    cos_update = train[train["metric"] == "cos_update"]
+    if not cos_update.empty:
+        draw(alignment, viz.update_alignment_chart(cos_update, colors, x_max=config.steps))
+        draw(norm, viz.update_norm_chart(train[train["metric"] == "update_norm"], x_max=config.steps))
 
 
 def draw(where, chart: alt.TopLevelMixin, *, stretch: bool = True) -> None:
@@ -229,10 +240,7 @@ def introduction(config: RunConfig) -> None:
     st.markdown(f"#### {method.name}")
     st.caption(f"{method.category} · {method.cost}")
     st.markdown(method.summary)
-    st.latex(method.formula)
-    if method.paper is not None:
-        paper = method.paper
-        st.caption(f"[{paper.cite()}]({paper.url})" if paper.url else paper.cite())
+    method_explanation(method)
 
 
 def dashboard(run_id: int) -> None:

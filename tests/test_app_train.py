@@ -160,6 +160,13 @@ def test_train_runs_a_job_and_the_dashboard_draws_its_curves(training_store):
     assert cells["x"]["sort"] == ["y1", "y2"] and cells["color"]["scale"]["domain"] == [-1, 1]
     assert set(heatmap["_data"][0]["row"]) == {"y1", "y2"}
     assert any("latest gradient probe" in c.value for c in at.caption)
+    # how the update treats each task: cos(update, g_t) per task in [-1, 1], and the update's norm
+    alignment = specs[titles.index("How the update treats each task (below 0: it hurts)")]
+    cos_update = next(data for data in alignment["_data"] if "task" in data)
+    assert set(cos_update["task"]) == {"y1", "y2"} and cos_update["value"].between(-1, 1).all()
+    assert sorted(set(cos_update["step"])) == [1, 5, 10, 15, 20, 25, 30, 35, 40]
+    assert "Update norm (shared parameters)" in titles
+    assert any("same weight at every step" in c.value for c in at.caption)  # ew: the lines overlap
     # the run is stored with its config; a reload of the URL re-attaches to it
     assert store.get_run(run_id).config.suite == "synthetic"
     again = new_app()

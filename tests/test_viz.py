@@ -230,3 +230,16 @@ def test_all_tasks_equal_spots_equal_weighting_and_nothing_else():
     assert viz.all_tasks_equal(equal)
     assert not viz.all_tasks_equal(long_scalars(["a", "b"], metric="weight"))
     assert not viz.all_tasks_equal(equal.iloc[:0])
+
+
+def test_update_charts_pin_the_cosine_to_minus_one_one_and_log_the_norm():
+    colors = viz.task_colors(["a", "b"])
+    cos = long_scalars(["a", "b"], metric="cos_update").assign(value=0.5)
+    spec = viz.update_alignment_chart(cos, colors, x_max=50).to_dict()
+    zero, lines = spec["layer"]
+    assert lines["encoding"]["y"]["scale"]["domain"] == [-1.0, 1.0]
+    assert lines["encoding"]["x"]["scale"]["domain"] == [0, 50]
+    norm = long_scalars([""], metric="update_norm")
+    spec = viz.update_norm_chart(norm, x_max=50).to_dict()
+    assert spec["encoding"]["y"]["scale"]["type"] == "log"
+    assert set(next(iter(spec["datasets"].values()))[0]) >= {"step", "value"}
