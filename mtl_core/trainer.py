@@ -77,9 +77,10 @@ class Trainer:
             trainable += list(self.weighting.parameters())
         else:
             self.aggregator = make_aggregator(config.method, len(self.tasks), **config.method_params)
-            if self.aggregator.space == "features" and not self.shared:
-                raise ValueError(f"{method.name} reads the shared representation, and "
-                                 f"{ARCHITECTURES[config.arch].name} shares nothing: pick a sharing architecture")
+            if not self.shared:
+                raise ValueError(f"{method.name} combines the tasks' gradients on shared parameters, and "
+                                 f"{ARCHITECTURES[config.arch].name} shares none: pick a sharing "
+                                 "architecture, or a loss weighting")
         self.optimizer = _make_optimizer(config, trainable)
         # Batches are drawn on the CPU so the same seed gives the same batches on every device.
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -143,7 +144,7 @@ class Trainer:
             if probe:
                 jacobian = task_jacobian(losses, self.shared)
                 update = weights.detach() @ jacobian
-            ((weights * losses).sum() + self.weighting.regularizer()).backward()
+            ((weights * losses).sum() + self.weighting.regularizer() + self.model.regularizer()).backward()
             message = self.weighting.message
         elif self.aggregator.space == "features":
             if self.model.representation is None:
@@ -155,12 +156,13 @@ class Trainer:
             if probe:
                 jacobian = task_jacobian(losses, self.shared)
                 update = weights @ jacobian
-            (weights * losses).sum().backward()
+            ((weights * losses).sum() + self.model.regularizer()).backward()
             message = aggregation.message
         else:
             jacobian = jacobian_and_other_grads(losses, self.shared, self.others)
             aggregation = self.aggregator(jacobian)
             set_flat_grad(self.shared, aggregation.update)
+            _accumulate(self.model.regularizer())
             update = aggregation.update
             weights = aggregation.weights if aggregation.weights is not None else torch.full_like(losses, math.nan)
             message = aggregation.message
@@ -212,6 +214,12 @@ class Trainer:
     def _finish(self, status: str, message: str | None) -> None:
         self.status = status
         self.message = message
+
+
+def _accumulate(penalty: Tensor | float) -> None:
+    """Add a penalty's gradient to the ``.grad`` already written (after the aggregation)."""
+    if isinstance(penalty, Tensor) and penalty.requires_grad:
+        penalty.backward()
 
 
 def _seed_everything(seed: int) -> None:

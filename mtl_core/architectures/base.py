@@ -31,6 +31,11 @@ class MTLModel(nn.Module):
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def regularizer(self) -> Tensor | float:
+        """A penalty the architecture adds to the training objective (soft sharing's distance
+        between task columns); it is differentiated like a loss and belongs to no task."""
+        return 0.0
+
     def last_shared_parameters(self) -> list[nn.Parameter]:
         """The parameters of the last shared layer (GradNorm's W): those of the last module,
         in registration order, that holds shared parameters directly. Empty when nothing is shared."""
