@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.methods import METHODS
-from mtl_core.registry import KnobValue
+from mtl_core.registry import KnobValue, parse_floats
 from mtl_core.suites import SUITES
 
 # Parameter groups in a URL query are flattened as "<group>.<knob>", e.g. "method.alpha=1.5".
@@ -73,12 +73,14 @@ class RunConfig(BaseModel):
             raise ValueError("tasks: each task may be chosen once")
         # Normalise to the suite's order, so the same set of tasks is the same config.
         tasks = tuple(name for name in suite.task_names if name in tasks)
+        method = METHODS[self.method]
         updates = {
             "tasks": tasks,
             "suite_params": _params(suite, self.suite_params, "suite_params"),
             "arch_params": _params(ARCHITECTURES[self.arch], self.arch_params, "arch_params"),
-            "method_params": _params(METHODS[self.method], self.method_params, "method_params"),
+            "method_params": _params(method, self.method_params, "method_params"),
         }
+        _check_per_task_lists(method, updates["method_params"], tasks)
         for name, value in updates.items():
             object.__setattr__(self, name, value)  # frozen model: normalise once, at construction
         return self
@@ -142,6 +144,19 @@ def _params(entry: Any, params: Mapping[str, Any], field: str) -> dict[str, Knob
         return entry.validate_params(params)
     except ValueError as error:
         raise ValueError(f"{field}: {error}") from None
+
+
+def _check_per_task_lists(entry: Any, params: Mapping[str, KnobValue], tasks: tuple[str, ...]) -> None:
+    """A method's list knob (static weights) holds one number per task, in the tasks' order;
+    empty means the method's default for every task."""
+    for knob in entry.knobs:
+        if knob.kind != "floats":
+            continue
+        count = len(parse_floats(str(params[knob.name])))
+        if count and count != len(tasks):
+            raise ValueError(f"method_params: {knob.name} lists {count} number{'s' * (count != 1)} for "
+                             f"{len(tasks)} task{'s' * (len(tasks) != 1)} ({', '.join(tasks)}): give one "
+                             f"per task, in that order, or leave it empty")
 
 
 def _to_text(value: Any) -> str:

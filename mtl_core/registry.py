@@ -24,7 +24,9 @@ class Knob:
     label: str
     default: KnobValue
     help: str
-    kind: Literal["float", "int", "bool", "choice"] = "float"
+    # "floats": a comma-separated list of numbers ("1, 0.5"), each within [low, high]; "" is the
+    # empty list. A method's floats knob holds one number per task (RunConfig checks the count).
+    kind: Literal["float", "int", "bool", "choice", "floats"] = "float"
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
@@ -42,10 +44,50 @@ class Knob:
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {', '.join(self.choices)} (got {value!r})")
             return str(value)
+        if self.kind == "floats":
+            return self._validate_floats(value)
         number = _to_number(self.name, value, integer=self.kind == "int")
         if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
             raise ValueError(f"{self.name} must be between {self.low:g} and {self.high:g} (got {number:g})")
         return number
+
+    def _validate_floats(self, value: Any) -> str:
+        """A list of numbers, as text ("1, 0.5") or a sequence, to its canonical text: the same
+        list always reads the same, so configs compare equal and URLs round-trip."""
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",")]
+            if parts == [""]:
+                parts = []
+        elif isinstance(value, list | tuple):
+            parts = list(value)
+        else:
+            raise ValueError(f"{self.name} must be a comma-separated list of numbers (got {value!r})")
+        numbers = []
+        for part in parts:
+            if part == "":
+                raise ValueError(f"{self.name} has an empty entry: write numbers separated by commas "
+                                 f"(got {value!r})")
+            try:
+                numbers.append(_to_number(self.name, part, integer=False))
+            except ValueError:
+                raise ValueError(f"{self.name} must be a comma-separated list of finite numbers "
+                                 f"(got {part!r} in {value!r})") from None
+        for number in numbers:
+            if self.low is not None and number < self.low:
+                raise ValueError(f"{self.name}: every number must be at least {self.low:g} (got {number:g})")
+            if self.high is not None and number > self.high:
+                raise ValueError(f"{self.name}: every number must be at most {self.high:g} (got {number:g})")
+        return ", ".join(_short_float(number) for number in numbers)
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    """The numbers of a validated "floats" knob value ("" is the empty tuple)."""
+    return tuple(float(part) for part in text.split(",")) if text.strip() else ()
+
+
+def _short_float(number: float) -> str:
+    text = repr(float(number))
+    return text.removesuffix(".0")
 
 
 def _to_number(name: str, value: Any, *, integer: bool) -> float | int:

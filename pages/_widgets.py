@@ -18,7 +18,7 @@ import streamlit as st
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
-from mtl_core.registry import Entry, Knob, KnobValue, Registry
+from mtl_core.registry import Entry, Knob, KnobValue, MethodInfo, Registry
 from mtl_core.suites import SUITES
 
 WIDGET_PREFIX = "train."
@@ -66,6 +66,9 @@ def knob_widget(knob: Knob, *, key: str, value: KnobValue | None = None) -> Knob
         return st.toggle(knob.label, key=key, help=knob.help)
     if knob.kind == "choice":
         return st.selectbox(knob.label, knob.choices, key=key, help=knob.help)
+    if knob.kind == "floats":
+        # Free text ("1, 0.5"): RunConfig validates it and the form shows its sentence.
+        return st.text_input(knob.label, key=key, help=knob.help, placeholder="e.g. 1, 0.5")
     bounded = knob.low is not None and knob.high is not None
     if knob.kind == "int":
         if bounded and knob.high - knob.low <= 32:
@@ -128,11 +131,13 @@ def config_form(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
     arch_params = knob_group(arch, owner="arch", values=config.arch_params if arch_key == config.arch else {})
 
     method_key = entry_select("Method", METHODS, key=f"{p}method", value=config.method,
-                              help="How the tasks are balanced: by weighting their losses or by "
-                              "combining their gradients. " +
-                              " ".join(f"**{m.name}** ({m.category}): {m.summary}" for m in METHODS))
+                              help="How the tasks are balanced: a **loss weighting** sets a weight "
+                              "per task loss and backpropagates once; a **gradient method** takes "
+                              "every task's gradient on the shared parameters (one backward pass per "
+                              "task) and combines them. The card below explains the one chosen.")
     method = METHODS[method_key]
     st.caption(f"*{method.category}, {method.cost}* — {method.summary}")
+    method_card(method)
     method_params = knob_group(method, owner="method",
                                values=config.method_params if method_key == config.method else {})
 
@@ -144,6 +149,22 @@ def config_form(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
             "arch": arch_key, "arch_params": arch_params,
             "method": method_key, "method_params": method_params, **training}
     return data, problems
+
+
+def method_card(method: MethodInfo) -> None:
+    with st.expander(f"How {method.name} works", expanded=False):
+        method_explanation(method)
+
+
+def method_explanation(method: MethodInfo) -> None:
+    """The method's update rule, its paper, and where the playground simplifies it."""
+    st.latex(method.formula)
+    if method.paper is not None:
+        link = f" — [arXiv:{method.paper.arxiv}]({method.paper.url})" if method.paper.arxiv else ""
+        st.markdown(f"{method.paper.cite()}{link}")
+    simplified = method.extra.get("simplified")
+    if simplified:
+        st.info(f"**Simplified here:** {simplified}", icon=":material/info:")
 
 
 def _training_widget(name: str, value: Any) -> Any:
@@ -182,7 +203,7 @@ def _float(value: float | None) -> float | None:
 
 def _nice_step(raw: float) -> float:
     """1, 2 or 5 times a power of ten, the largest not above ``raw``."""
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))  # a float even for 10 ** 0: sliders want one type
     return max(m * power for m in (1, 2, 5) if m * power <= raw)
 
 

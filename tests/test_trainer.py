@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from mtl_core.aggregation import Aggregation, Aggregator
 from mtl_core.config import RunConfig
 from mtl_core.trainer import Trainer
 
@@ -86,6 +87,51 @@ def test_stl_heads_and_trunks_are_independent():
     assert trainer.shared == []
     y1_params = {id(p) for p in trainer.model.task_parameters("y1")}
     assert y1_params.isdisjoint(id(p) for p in trainer.model.task_parameters("y2"))
+
+
+def test_a_gradient_method_on_an_architecture_that_shares_nothing_is_refused_clearly():
+    with pytest.raises(ValueError, match="shares none: pick a sharing architecture, or a loss weighting"):
+        Trainer(tiny(arch="stl", method="pcgrad"))
+
+
+class _FailsFromStepThree(Aggregator):
+    """A stand-in gradient method whose solver gives up from its third call on."""
+
+    def __init__(self, n_tasks: int) -> None:
+        super().__init__(n_tasks)
+        self.calls = 0
+
+    def __call__(self, jacobian, /):
+        self.calls += 1
+        message = "solver failed, fell back to the mean" if self.calls >= 3 else None
+        return Aggregation(update=jacobian.mean(dim=0), weights=torch.full((2,), 0.5), message=message)
+
+
+def test_a_methods_message_goes_on_the_run_at_the_step_it_first_appears():
+    trainer = Trainer(tiny(method="pcgrad", steps=6))
+    trainer.aggregator = _FailsFromStepThree(2)
+    records = list(trainer.run())
+    assert [r.message for r in records] == [None, None, "step 3: solver failed, fell back to the mean",
+                                            None, None, None]
+    assert trainer.status == "done" and trainer.message == "step 3: solver failed, fell back to the mean"
+    assert all(r.weight == {"y1": 0.5, "y2": 0.5} for r in records)
+
+
+@pytest.mark.parametrize("method", ["ew", "pcgrad"])
+def test_a_penalty_of_the_architecture_is_part_of_the_objective(method):
+    """Soft sharing's penalty: its gradient reaches the parameters with a loss weighting and
+    after a gradient method's aggregation alike."""
+    def first_head_weight(trainer):
+        return next(iter(trainer.model.heads["y1"].parameters()))
+
+    penalised, plain = (Trainer(tiny(method=method, steps=1, probe_every=0)) for _ in range(2))
+    assert torch.equal(first_head_weight(penalised), first_head_weight(plain))  # same seed, same start
+    weight = first_head_weight(penalised)
+    penalised.model.regularizer = lambda: 1e3 * weight.square().sum()
+    list(penalised.run())
+    list(plain.run())
+    # One Adam step moves every entry by about lr; the penalty's pull toward 0 decides the sign.
+    assert first_head_weight(penalised).abs().sum() < first_head_weight(plain).abs().sum()
 
 
 def test_asking_for_an_absent_gpu_is_a_clear_error():

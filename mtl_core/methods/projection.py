@@ -3,6 +3,134 @@
 
 from __future__ import annotations
 
-from mtl_core.registry import MethodInfo
+from mtl_core.registry import Knob, MethodInfo, Paper
 
-ENTRIES: tuple[MethodInfo, ...] = ()
+_JACOBIAN = "T backward passes (Jacobian)"
+
+ENTRIES: tuple[MethodInfo, ...] = (
+    MethodInfo(
+        key="pcgrad",
+        name="PCGrad",
+        kind="aggregation",
+        category="gradient surgery",
+        summary="Where two task gradients conflict, remove from each the part that opposes the other; add up what is left.",
+        formula=(r"g_i^{\mathrm{PC}} \leftarrow g_i^{\mathrm{PC}} - \frac{\min(g_i^{\mathrm{PC}} \cdot g_j,\ 0)}"
+                 r"{\lVert g_j \rVert^2}\, g_j \quad (j \neq i \text{ in random order}), \qquad "
+                 r"d = \sum_{i=1}^{T} g_i^{\mathrm{PC}}"),
+        cost=_JACOBIAN,
+        factory="mtl_core.aggregation.pcgrad:PCGrad",
+        paper=Paper(authors="Yu, Kumar, Gupta, Levine, Hausman & Finn",
+                    title="Gradient Surgery for Multi-Task Learning", venue="NeurIPS", year=2020,
+                    arxiv="2001.06782"),
+    ),
+    MethodInfo(
+        key="graddrop",
+        name="GradDrop",
+        kind="aggregation",
+        category="gradient surgery",
+        summary="At every coordinate, keep only the positive or only the negative task gradients, chosen at random in proportion to their mass.",
+        formula=(r"\mathcal{P} = \tfrac{1}{2}\Big(1 + \frac{\sum_t g_t}{\sum_t \lvert g_t \rvert}\Big),\quad "
+                 r"M_t = \mathbb{I}[\mathcal{P} > U]\,\mathbb{I}[g_t > 0] + \mathbb{I}[\mathcal{P} < U]\,"
+                 r"\mathbb{I}[g_t < 0],\quad U \sim \mathcal{U}(0, 1),\qquad "
+                 r"d = \sum_{t=1}^{T} \big(\ell + (1 - \ell) M_t\big) \odot g_t"),
+        cost=_JACOBIAN,
+        factory="mtl_core.aggregation.graddrop:GradDrop",
+        knobs=(
+            Knob(name="leak", label="Leak ℓ", default=0.0, low=0.0, high=1.0,
+                 help="Share of every task's gradient that passes whatever the sign vote: 0 is pure sign dropout (the paper's default), 1 the plain sum."),
+        ),
+        paper=Paper(authors="Chen, Ngiam, Huang, Luong, Kretzschmar, Chai & Anguelov",
+                    title="Just Pick a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout",
+                    venue="NeurIPS", year=2020, arxiv="2010.06808"),
+        extra={"simplified": "The paper takes the sign vote on the gradients at a layer's activations; "
+                             "here it is taken on every shared parameter's gradient, with one leak for all tasks."},
+    ),
+    MethodInfo(
+        key="gradvac",
+        name="Gradient Vaccine",
+        kind="aggregation",
+        category="gradient surgery",
+        summary="Keep a running average of how aligned each pair of tasks usually is, and pull a pair's gradients back up to it when they align less.",
+        formula=(r"\text{if } \phi_{ij} < \hat\phi_{ij}:\ g_i \leftarrow g_i + \frac{\lVert g_i \rVert \big("
+                 r"\hat\phi_{ij}\sqrt{1 - \phi_{ij}^2} - \phi_{ij}\sqrt{1 - \hat\phi_{ij}^2}\big)}"
+                 r"{\lVert g_j \rVert \sqrt{1 - \hat\phi_{ij}^2}}\, g_j, \qquad "
+                 r"\hat\phi_{ij} \leftarrow (1 - \beta)\,\hat\phi_{ij} + \beta\,\phi_{ij}, \qquad "
+                 r"d = \sum_{i=1}^{T} g_i"),
+        cost=_JACOBIAN,
+        factory="mtl_core.aggregation.gradvac:GradVac",
+        knobs=(
+            Knob(name="beta", label="EMA rate β", default=0.01, low=1e-4, high=1.0, log=True,
+                 help="How fast the target cosine of each task pair follows the cosines observed (the paper's 1e-2: a memory of about 100 steps)."),
+        ),
+        paper=Paper(authors="Wang, Tsvetkov, Firat & Cao",
+                    title="Gradient Vaccine: Investigating and Improving Multi-task Optimization in Massively Multilingual Models",
+                    venue="ICLR", year=2021, arxiv="2010.05874"),
+        extra={"simplified": "The paper keeps a target cosine per layer of a large translation model; "
+                             "here one target per task pair covers all shared parameters (its whole-model variant)."},
+    ),
+    MethodInfo(
+        key="aligned_mtl",
+        name="Aligned-MTL",
+        kind="aggregation",
+        category="gradient alignment",
+        summary="Replace the task gradients by the nearest set whose principal components are all equally strong (condition number 1), then add them up.",
+        formula=(r"J J^\top = V \Lambda V^\top,\qquad B = \sqrt{\lambda_{\min}}\; V \Lambda^{-1/2} V^\top,"
+                 r"\qquad d = \mathbf{1}^\top B J"),
+        cost=_JACOBIAN,
+        factory="mtl_core.aggregation.aligned_mtl:AlignedMTL",
+        knobs=(
+            Knob(name="scale_mode", label="Scale", kind="choice", default="min", choices=("min", "median", "rmse"),
+                 help="The common singular value of the aligned gradients: the smallest (the paper's), the median or the root mean square of the original ones."),
+        ),
+        paper=Paper(authors="Senushkin, Patakin, Kuznetsov & Konushin",
+                    title="Independent Component Alignment for Multi-Task Learning", venue="CVPR", year=2023,
+                    arxiv="2305.19000"),
+    ),
+    MethodInfo(
+        key="aligned_mtl_ub",
+        name="Aligned-MTL-UB",
+        kind="aggregation",
+        category="gradient alignment",
+        summary="Aligned-MTL's weights computed from the gradients on the shared representation, then one backward pass of the weighted losses.",
+        formula=(r"Z Z^\top = V \Lambda V^\top \ (Z = \partial \mathcal{L} / \partial \text{features}),\qquad "
+                 r"w = \sqrt{\lambda_{\min}}\; V \Lambda^{-1/2} V^\top \mathbf{1},\qquad "
+                 r"\mathcal{L} = \sum_t w_t \mathcal{L}_t"),
+        cost="T backward passes to the shared representation + 1 backward pass",
+        factory="mtl_core.aggregation.aligned_mtl:AlignedMTLUB",
+        knobs=(
+            Knob(name="scale_mode", label="Scale", kind="choice", default="min", choices=("min", "median", "rmse"),
+                 help="The common singular value of the aligned gradients: the smallest (the paper's), the median or the root mean square of the original ones."),
+        ),
+        paper=Paper(authors="Senushkin, Patakin, Kuznetsov & Konushin",
+                    title="Independent Component Alignment for Multi-Task Learning", venue="CVPR", year=2023,
+                    arxiv="2305.19000"),
+    ),
+    MethodInfo(
+        key="upgrad",
+        name="UPGrad",
+        kind="aggregation",
+        category="conflict-free",
+        summary="Project every task gradient onto the directions that conflict with no task, then average the projections.",
+        formula=(r"d = \frac{1}{T}\sum_{i=1}^{T} \pi_J(g_i),\qquad "
+                 r"\pi_J(g) = \operatorname*{arg\,min}_{x:\ J x \ge 0} \lVert x - g \rVert^2 = J^\top v,\quad "
+                 r"v = \operatorname*{arg\,min}_{v \ge e_i} v^\top J J^\top v"),
+        cost=_JACOBIAN,
+        factory="mtl_core.aggregation.upgrad:UPGrad",
+        paper=Paper(authors="Quinton & Rey", title="Jacobian Descent for Multi-Objective Optimization",
+                    venue="arXiv", year=2024, arxiv="2406.16232"),
+    ),
+    MethodInfo(
+        key="config",
+        name="ConFIG",
+        kind="aggregation",
+        category="conflict-free",
+        summary="Step along the direction at the same angle to every task gradient, as far as their projections on it add up to.",
+        formula=(r"U = \Big[\tfrac{g_i}{\lVert g_i \rVert}\Big]_{i=1}^{T},\qquad \hat d = \frac{U^{+}\mathbf{1}}"
+                 r"{\lVert U^{+}\mathbf{1} \rVert},\qquad d = \Big(\sum_{i=1}^{T} g_i^\top \hat d\Big)\, \hat d"),
+        cost=_JACOBIAN,
+        factory="mtl_core.aggregation.conflict_free:ConFIG",
+        paper=Paper(authors="Liu, Chu & Thuerey",
+                    title="ConFIG: Towards Conflict-free Training of Physics Informed Neural Networks",
+                    venue="ICLR", year=2025, arxiv="2408.11104"),
+    ),
+)
