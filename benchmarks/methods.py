@@ -46,11 +46,11 @@ def reference_suite() -> SuiteData:
         make_encoder=lambda: mlp_encoder(64, (256, 256)))
 
 
-def trainer_for(method: str, suite: SuiteData, total_steps: int) -> Trainer:
+def trainer_for(method: str, suite: SuiteData, total_steps: int, device: str) -> Trainer:
     config = RunConfig.parse({"suite": "digit_attributes", "tasks": TASKS, "arch": "hps",
                               "method": "ew" if method == JACOBIAN else method, "batch_size": 256,
                               "steps": total_steps, "eval_every": total_steps, "probe_every": 0,
-                              "snapshot_every": 0, "seed": 0, "device": "cpu"})
+                              "snapshot_every": 0, "seed": 0, "device": device})
     trainer = Trainer(config, suite=suite)
     if method == JACOBIAN:
         trainer.weighting, trainer.aggregator = None, BareJacobian(len(TASKS))
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed steps per method per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--methods", help="comma-separated keys (default: every registered method)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (on a GPU each step is synchronised)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     methods = args.methods.split(",") if args.methods else [m.key for m in METHODS]
@@ -72,7 +73,8 @@ def main() -> None:
 
     suite = reference_suite()
     warm = 10
-    trainers = {m: trainer_for(m, suite, warm + (args.steps + 1) * args.rounds + 1) for m in methods}
+    trainers = {m: trainer_for(m, suite, warm + (args.steps + 1) * args.rounds + 1, args.device)
+                for m in methods}
     runs = {m: t.run() for m, t in trainers.items()}
     for run in runs.values():  # warm-up: first steps allocate, and torch picks its kernels
         for _ in range(warm):
@@ -88,7 +90,7 @@ def main() -> None:
                     samples[method].append(record.time_s - previous)
                 previous = record.time_s
     medians = {m: statistics.median(s) for m, s in samples.items()}
-    print(f"reference model: MLP 64-256-256 shared, 3 tasks, batch 256, {args.threads} threads; "
+    print(f"reference model: MLP 64-256-256 shared, 3 tasks, batch 256, {args.device}, {args.threads} threads; "
           f"{args.rounds} rounds x {args.steps} steps per method ({time.perf_counter() - begin:.0f} s)")
     print(f"{'method':<22}{'ms/step':>9}{'x ew':>8}{'x Jacobian':>12}")
     for method in methods:

@@ -134,6 +134,20 @@ def test_a_penalty_of_the_architecture_is_part_of_the_objective(method):
     assert first_head_weight(penalised).abs().sum() < first_head_weight(plain).abs().sum()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("suite", ["synthetic", "multidigits"])
+def test_auto_trains_on_the_gpu_with_the_cpus_batches_and_close_numbers(suite):
+    config = tiny(suite=suite, suite_params={}, steps=10, probe_every=5, device="auto")
+    gpu = Trainer(config)
+    assert gpu.device == "cuda" and next(gpu.model.parameters()).is_cuda
+    on_gpu = list(gpu.run())
+    on_cpu = list(Trainer(config.model_copy(update={"device": "cpu"})).run())
+    assert gpu.status == "done" and len(on_gpu) == 10
+    for ours, theirs in zip(on_gpu, on_cpu, strict=True):  # same batches, float32 on both
+        assert ours.loss == pytest.approx(theirs.loss, rel=1e-3)
+    assert on_gpu[-1].cosine is not None and on_gpu[-1].val is not None
+
+
 def test_asking_for_an_absent_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

@@ -1,0 +1,78 @@
+"""IMTL-G: the combination of the task gradients with equal projections onto every task."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mtl_core.aggregation import Aggregation, Aggregator
+
+GRADIENTS = ("features", "parameters")
+_MAX_CONDITION = 1e12  # beyond this the closed form's linear system is treated as singular
+
+
+def imtl_g_weights(gram: np.ndarray) -> np.ndarray | None:
+    """The paper's closed form, on the Gram matrix; None where it is undefined (singular).
+
+    With ``D`` the rows ``g_1 - g_t`` and ``U`` the rows ``u_1 - u_t`` (``u_t = g_t / |g_t|``),
+    t = 2..T, the weights of tasks 2..T are ``alpha = g_1 U^T (D U^T)^{-1}`` and task 1 gets
+    ``1 - sum(alpha)``. Every inner product is one of the Gram matrix's: with
+    ``N_ij = <g_i, u_j> = G_ij / |g_j|``, ``(g_1 U^T)_j = N_11 - N_1j`` and
+    ``(D U^T)_ij = N_11 - N_1j - N_i1 + N_ij``.
+    """
+    gram = np.asarray(gram, dtype=np.float64)
+    n = gram.shape[0]
+    if n == 1:
+        return np.ones(1)
+    norms = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+    if not np.all(norms > 1e-12 * max(float(norms.max()), 1e-300)):
+        return None  # a zero gradient has no direction to project onto
+    scaled = gram / float(norms.max()) ** 2  # units of the largest squared norm
+    n_ij = scaled / (norms / norms.max())[None, :]
+    g1_u = n_ij[0, 0] - n_ij[0, 1:]
+    d_u = n_ij[0, 0] - n_ij[0, 1:][None, :] - n_ij[1:, 0][:, None] + n_ij[1:, 1:]
+    if not np.all(np.isfinite(d_u)) or np.linalg.cond(d_u) > _MAX_CONDITION:
+        return None
+    alpha = np.linalg.solve(d_u.T, g1_u)  # alpha (D U^T) = g_1 U^T, as a row vector
+    return np.concatenate([[1.0 - alpha.sum()], alpha])
+
+
+class IMTLG(Aggregator):
+    """IMTL-G, the gradient half of Impartial Multi-Task Learning (Liu, Li, Kuang, Xue, Chen,
+    Yang, Liao & Zhang, "Towards Impartial Multi-task Learning", ICLR 2021).
+
+    The update ``g = sum_t alpha_t g_t`` with ``sum_t alpha_t = 1`` has the same projection onto
+    every task's unit gradient, ``<g, u_t>`` equal for all t: no task is favoured, whatever the
+    scale of its loss. The paper gives ``alpha`` in closed form (:func:`imtl_g_weights`, computed
+    here on the T x T Gram matrix); weights may be negative. Where the closed form is singular
+    (two tasks' gradients parallel, or a zero gradient), the update falls back to the mean and
+    says so.
+
+    ``gradients``: the paper's Algorithm 1 computes the task gradients w.r.t. the shared feature
+    ``z`` (``"features"``, default: the trainer then backpropagates ``alpha @ losses`` once);
+    ``"parameters"`` uses the gradients on the shared parameters (as in the Nash-MTL and LibMTL
+    re-implementations). The loss half of IMTL (IMTL-L) is a separate loss weighting.
+    """
+
+    def __init__(self, n_tasks: int, *, gradients: str = "features") -> None:
+        super().__init__(n_tasks)
+        if gradients not in GRADIENTS:
+            raise ValueError(f"gradients must be one of {', '.join(GRADIENTS)} (got {gradients!r})")
+        self.gradients = gradients
+        self.space = gradients
+
+    def __call__(self, jacobian: Tensor, /) -> Aggregation:
+        gram = (jacobian @ jacobian.T).to(device="cpu", dtype=torch.float64)
+        message = None
+        if not torch.isfinite(gram).all():
+            alpha = None
+            message = "IMTL-G: the task gradients are not finite; fell back to their mean"
+        else:
+            alpha = imtl_g_weights(gram.numpy())
+        if alpha is None:
+            alpha = np.full(self.n_tasks, 1.0 / self.n_tasks)
+            message = message or ("IMTL-G: the closed form is singular (parallel or zero task "
+                                  "gradients); fell back to the mean gradient")
+        weights = torch.as_tensor(alpha, dtype=jacobian.dtype, device=jacobian.device)
+        return Aggregation(weights @ jacobian, weights, message)
