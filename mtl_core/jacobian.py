@@ -63,13 +63,13 @@ def gradient_norms(jacobian: Tensor) -> Tensor:
 def cosine_matrix(jacobian: Tensor, eps: float = 1e-12) -> Tensor:
     """``C[i, j]`` = cos(g_i, g_j); a zero gradient has cosine 0 with everything (no direction)."""
     unit = jacobian / jacobian.norm(dim=1, keepdim=True).clamp_min(eps)
-    return unit @ unit.T
+    return (unit @ unit.T).clamp(-1.0, 1.0)  # float32 rounding can step just outside
 
 
 def cosine_with(update: Tensor, jacobian: Tensor, eps: float = 1e-12) -> Tensor:
     """cos(update, g_t) for every task t: does the step descend each task's loss, and how directly?"""
     norms = jacobian.norm(dim=1) * update.norm()
-    return (jacobian @ update) / norms.clamp_min(eps)
+    return ((jacobian @ update) / norms.clamp_min(eps)).clamp(-1.0, 1.0)
 
 
 def _flat(grad: Tensor | None, param: Tensor) -> Tensor:

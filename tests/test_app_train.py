@@ -224,3 +224,33 @@ def test_every_method_shows_its_update_rule_paper_and_simplifications(training_s
             assert method.paper.title in text and (method.paper.arxiv or "") in text, method.key
         if method.extra.get("simplified"):
             assert method.extra["simplified"] in " ".join(i.value for i in card.info), method.key
+
+
+@pytest.mark.parametrize(("method", "has_weights"), [("uw", True), ("mgda", True), ("nash_mtl", True),
+                                                     ("graddrop", False)])
+def test_the_dashboard_shows_how_each_kind_of_method_treats_the_tasks(training_store, method, has_weights):
+    """A learned weighting, a features-space and a parameter-space gradient method, and one with no
+    task weights: each run's weights (or why there are none) and its update diagnostics are drawn."""
+    store = Store(training_store)
+    at = new_app()
+    at.query_params.update(RunConfig.parse({
+        "suite": "digit_attributes", "tasks": ("digit", "ink"), "method": method, "steps": 20,
+        "eval_every": 10, "probe_every": 5, "batch_size": 64, "device": "cpu"}).to_query())
+    at.run()
+    {b.label: b for b in at.button}["Train"].click().run()
+    run_id = int(at.query_params["run"])
+    assert wait_until_finished(store, run_id) == "done", store.get_run(run_id).message
+    at.run()
+    assert not at.exception
+    specs = charts(at)
+    titles = [spec.get("title") for spec in specs]
+    alignment = specs[titles.index("How the update treats each task (below 0: it hurts)")]
+    cos_update = next(data for data in alignment["_data"] if "task" in data)
+    assert set(cos_update["task"]) == {"digit", "ink"} and cos_update["value"].between(-1, 1).all()
+    if has_weights:
+        weights = specs[titles.index("Task weights")]["_data"][0]
+        assert set(weights["task"]) == {"digit", "ink"} and len(weights) == 2 * 20
+        assert weights["value"].notna().all()
+    else:
+        assert "Task weights" not in titles
+        assert any("gives the tasks no weights" in i.value for i in at.info)

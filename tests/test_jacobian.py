@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -70,3 +71,12 @@ def test_conflict_statistics():
     assert torch.equal(cosine[3], torch.zeros(4))  # a zero gradient has no direction
     update = jacobian[:3].sum(0)  # = g3 alone, since g1 + g2 = 0
     assert torch.allclose(cosine_with(update, jacobian[:3]), torch.tensor([0.0, 0.0, 1.0]), atol=1e-6)
+
+
+def test_cosines_stay_within_minus_one_one_for_parallel_float32_gradients():
+    torch.manual_seed(0)
+    row = torch.randn(100_000)
+    jacobian = torch.stack([row, 3.7 * row, -row])
+    assert cosine_matrix(jacobian).abs().max() <= 1.0
+    assert cosine_with(0.3 * row, jacobian).abs().max() <= 1.0
+    assert cosine_with(0.3 * row, jacobian)[2] == pytest.approx(-1.0, abs=1e-6)
