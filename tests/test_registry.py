@@ -33,9 +33,25 @@ def test_suites_name_their_tasks_and_metrics(suite):
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda e: e.key)
-def test_methods_state_formula_cost_and_category(method):
+def test_methods_state_formula_cost_category_and_paper(method):
     assert method.formula and method.cost and method.category
     assert method.kind in {"weighting", "aggregation"}
+    if method.key not in {"ew", "static"}:  # the two baselines have no paper of their own
+        paper = method.paper
+        assert paper is not None and paper.authors and paper.venue and 2015 <= paper.year <= 2026
+        # IMTL (ICLR 2021) was published on OpenReview only: no arXiv id to give.
+        assert paper.arxiv or method.key in {"imtl_l", "imtl_g"}, method.key
+    for knob in method.knobs:
+        if knob.kind in {"float", "int"}:
+            assert knob.low is not None and knob.high is not None, f"{method.key}.{knob.name}: give its range"
+
+
+def test_the_issue_methods_are_all_registered():
+    weightings = {"ew", "static", "uw", "gradnorm", "dwa", "rlw", "gls", "imtl_l", "famo"}
+    aggregations = {"mgda", "pcgrad", "graddrop", "gradvac", "cagrad", "imtl_g", "nash_mtl",
+                    "aligned_mtl", "upgrad", "config"}
+    assert {m.key for m in METHODS if m.kind == "weighting"} == weightings
+    assert aggregations <= {m.key for m in METHODS if m.kind == "aggregation"}
 
 
 def test_knob_validation():
