@@ -14,6 +14,7 @@ st.set_page_config(page_title="MTL Playground", page_icon=":material/hub:", layo
 PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page("pages/sharing.py", title="Sharing", icon=":material/account_tree:", url_path="sharing"),
 ]
 page = st.navigation(PAGES)
 

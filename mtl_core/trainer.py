@@ -81,6 +81,11 @@ class Trainer:
                 raise ValueError(f"{method.name} combines the tasks' gradients on shared parameters, and "
                                  f"{ARCHITECTURES[config.arch].name} shares none: pick a sharing "
                                  "architecture, or a loss weighting")
+            if self.aggregator.space == "features" and not self._has_representation():
+                raise ValueError(f"this variant of {method.name} reads the one shared representation "
+                                 f"every task head reads, and {ARCHITECTURES[config.arch].name} has none "
+                                 "(its tasks read different mixtures): use the variant on the parameters, "
+                                 "or hard parameter sharing")
         self.optimizer = _make_optimizer(config, trainable)
         # Batches are drawn on the CPU so the same seed gives the same batches on every device.
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -109,6 +114,11 @@ class Trainer:
                 record.snapshot = self.model.sharing_snapshot() or None
             yield record
         self._finish("done", self.message)
+
+    @torch.no_grad()
+    def _has_representation(self) -> bool:
+        self.model(self.x_train[:2])
+        return self.model.representation is not None
 
     def _losses(self, batch: Tensor) -> Tensor:
         outputs = self.model(self.x_train[batch])

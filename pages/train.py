@@ -11,16 +11,16 @@ from __future__ import annotations
 import os
 import time
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from mtl_core import viz
+from mtl_core import sharing_viz, viz
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import ConfigError, RunConfig
 from mtl_core.methods import METHODS
 from mtl_core.store import TERMINAL, RunInfo, Store
 from mtl_core.suites import SUITES
+from pages._charts import draw, sharing_panel
 from pages._entry import through_app
 from pages._resources import job_manager, run_store
 from pages._widgets import clear_form, config_form, method_explanation
@@ -85,7 +85,7 @@ def _run_id(text: str | None) -> int | None:
 # --- reading a run ------------------------------------------------------------------------------
 
 def run_records(store: Store, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The run's scalars and cosine matrices, read incrementally: each poll asks the store only
+    """The run's scalars and matrices (gradient cosines, sharing snapshots), read incrementally: each poll asks the store only
     for steps after the last one seen (a long run logs thousands of rows per second)."""
     cache = st.session_state.get("records")
     if cache is None or cache["run"] != run_id:
@@ -94,7 +94,7 @@ def run_records(store: Store, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     # and safe should a step's rows ever be split between two of the worker's batches.
     since = cache["step"]
     scalars = store.scalars(run_id, since_step=max(since - 1, 0))
-    matrices = store.matrices(run_id, name="cosine", since_step=max(since - 1, 0))
+    matrices = store.matrices(run_id, since_step=max(since - 1, 0))
     if cache["scalars"] is not None:
         old = cache["scalars"]
         scalars = pd.concat([old[old["step"] < since], scalars], ignore_index=True)
@@ -158,13 +158,15 @@ def progress_charts(info: RunInfo, scalars: pd.DataFrame) -> None:
             draw(st, chart)
 
 
-def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, matrices: pd.DataFrame) -> None:
-    """How the tasks interact: gradient cosines (latest and over time), weights, gradient norms."""
+def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, all_matrices: pd.DataFrame) -> None:
+    """How the tasks interact: gradient cosines (latest and over time), weights, gradient norms,
+    how the update treats each task, and the sharing the architecture learns."""
     config = info.config
     colors = run_colors(info)
     train = scalars[scalars["split"] == "train"]
     if train.empty:
         return
+    matrices = all_matrices[all_matrices["name"] == "cosine"]
     heatmap, history = st.columns(2)
     if matrices.empty:
         heatmap.info(_no_cosine_reason(info), icon=":material/info:")
@@ -199,14 +201,13 @@ def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, matrices: pd.DataFra
         draw(alignment, viz.update_alignment_chart(cos_update, colors, x_max=config.steps))
         draw(norm, viz.update_norm_chart(train[train["metric"] == "update_norm"], x_max=config.steps))
 
-
-def draw(where, chart: alt.TopLevelMixin, *, stretch: bool = True) -> None:
-    """Place an altair chart. Its spec is taken without altair's schema validation (the specs
-    are validated in tests/test_viz.py): that halves the cost of a live chart update, and the
-    server shares the CPU with the training worker. Streamlit sends the data as Arrow either way."""
-    spec = chart.to_dict(validate=False)
-    spec.get("config", {}).pop("view", None)  # altair's default 300 px view size: Streamlit sizes
-    where.vega_lite_chart(spec, width="stretch" if stretch else "content")
+    if sharing_viz.snapshot_names(all_matrices):
+        step = int(all_matrices["step"].max())
+        st.markdown("##### The sharing it learns", help="What the architecture has learned about "
+                    "sharing: mixing weights, gates over experts, attention or which layers each task "
+                    "runs. The Sharing page replays a run's snapshots step by step.")
+        sharing_panel(all_matrices, step, caption=f"At step {step:,}, the latest snapshot "
+                      f"(every {config.snapshot_every:,} steps).")
 
 
 COSINE_HELP = ("**Reading the cosines.** Each task's gradient on the shared parameters says how it "

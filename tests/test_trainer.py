@@ -94,6 +94,12 @@ def test_a_gradient_method_on_an_architecture_that_shares_nothing_is_refused_cle
         Trainer(tiny(arch="stl", method="pcgrad"))
 
 
+def test_a_features_space_method_needs_one_shared_representation():
+    with pytest.raises(ValueError, match="variant on the parameters"):
+        Trainer(tiny(arch="mmoe", method="mgda", method_params={"variant": "ub"}))
+    assert Trainer(tiny(arch="mmoe", method="mgda", method_params={"variant": "exact"})).aggregator.space == "parameters"
+
+
 class _FailsFromStepThree(Aggregator):
     """A stand-in gradient method whose solver gives up from its third call on."""
 

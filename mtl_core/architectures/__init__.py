@@ -6,7 +6,7 @@ Each entry's factory is called as ``factory(suite_data, tasks, **arch_params)`` 
 
 from __future__ import annotations
 
-from mtl_core.registry import ArchInfo, Paper, Registry
+from mtl_core.registry import ArchInfo, Knob, Paper, Registry
 
 ARCHITECTURES: Registry[ArchInfo] = Registry("architecture")
 
@@ -28,5 +28,137 @@ ARCHITECTURES.register(
         category="baseline",
         summary="An independent trunk and head per task: nothing is shared; the yardstick for MTL.",
         factory="mtl_core.architectures.stl:SingleTask",
+    )
+)
+
+_EXPERT_UNITS = Knob(name="expert_units", label="Units per expert", kind="int", default=16, low=2, high=256,
+                     help="Output size of each expert (MMoE's synthetic experiments: 16); the heads read this many features.")
+
+ARCHITECTURES.register(
+    ArchInfo(
+        key="cross_stitch",
+        name="Cross-stitch networks",
+        category="soft sharing",
+        summary="A column per task; after every layer a learned T x T matrix mixes the columns' features.",
+        factory="mtl_core.architectures.cross_stitch:CrossStitch",
+        knobs=(
+            Knob(name="self_weight", label="Initial self weight (alpha_S)", default=0.9, low=0.0, high=1.0,
+                 help="How much of its own column each task reads at the start; the rest is split evenly "
+                      "among the other tasks (the paper's best start: 0.9)."),
+        ),
+        paper=Paper(authors="Misra, Shrivastava, Gupta & Hebert", title="Cross-stitch Networks for Multi-task Learning",
+                    venue="CVPR", year=2016, arxiv="1604.03539"),
+    )
+)
+
+ARCHITECTURES.register(
+    ArchInfo(
+        key="soft_l2",
+        name="Soft sharing (L2 penalty)",
+        category="soft sharing",
+        summary="A column per task, each trained on its own task, pulled together by an L2 penalty on their differences.",
+        factory="mtl_core.architectures.soft_sharing:SoftSharing",
+        knobs=(
+            Knob(name="strength", label="Penalty strength (lambda)", default=0.01, low=0.0, high=10.0,
+                 help="Weight of the squared distance between every two task columns: 0 is independent "
+                      "networks, large values approach hard sharing (the paper tunes it on held-out data)."),
+        ),
+        paper=Paper(authors="Duong, Cohn, Bird & Cook",
+                    title="Low Resource Dependency Parsing: Cross-lingual Parameter Sharing in a Neural Network Parser",
+                    venue="ACL", year=2015),
+    )
+)
+
+ARCHITECTURES.register(
+    ArchInfo(
+        key="mmoe",
+        name="Multi-gate Mixture-of-Experts (MMoE)",
+        category="mixture of experts",
+        summary="Experts shared by all tasks; each task mixes them with its own softmax gate on the input.",
+        factory="mtl_core.architectures.moe:MMoE",
+        knobs=(
+            Knob(name="experts", label="Experts", kind="int", default=8, low=1, high=32,
+                 help="Number of experts every task's gate chooses among (the paper: 8)."),
+            _EXPERT_UNITS,
+        ),
+        paper=Paper(authors="Ma, Zhao, Yi, Chen, Hong & Chi",
+                    title="Modeling Task Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts",
+                    venue="KDD", year=2018),
+    )
+)
+
+_PLE_PAPER = Paper(authors="Tang, Liu, Zhao & Gong",
+                   title="Progressive Layered Extraction (PLE): A Novel Multi-Task Learning (MTL) Model for "
+                         "Personalized Recommendations", venue="RecSys", year=2020)
+_SHARED_EXPERTS = Knob(name="shared_experts", label="Shared experts", kind="int", default=1, low=1, high=16,
+                       help="Experts every task's gate may choose.")
+_TASK_EXPERTS = Knob(name="task_experts", label="Experts per task", kind="int", default=1, low=1, high=16,
+                     help="Experts of each task's own, that only its gate may choose.")
+
+ARCHITECTURES.register(
+    ArchInfo(
+        key="cgc",
+        name="Customized Gate Control (CGC)",
+        category="mixture of experts",
+        summary="Shared experts plus experts of each task's own; a task's gate mixes the shared ones and its own.",
+        factory="mtl_core.architectures.moe:CGC",
+        knobs=(_SHARED_EXPERTS, _TASK_EXPERTS, _EXPERT_UNITS),
+        paper=_PLE_PAPER,
+    )
+)
+
+ARCHITECTURES.register(
+    ArchInfo(
+        key="ple",
+        name="Progressive Layered Extraction (PLE)",
+        category="mixture of experts",
+        summary="CGC levels stacked; below the top, a shared gate also mixes all experts into the next level's shared input.",
+        factory="mtl_core.architectures.moe:PLE",
+        knobs=(
+            Knob(name="levels", label="Extraction levels", kind="int", default=2, low=1, high=4,
+                 help="How many CGC levels are stacked (1 is CGC)."),
+            _SHARED_EXPERTS, _TASK_EXPERTS, _EXPERT_UNITS,
+        ),
+        paper=_PLE_PAPER,
+    )
+)
+
+ARCHITECTURES.register(
+    ArchInfo(
+        key="mtan",
+        name="Multi-Task Attention Network (MTAN)",
+        category="attention",
+        summary="One shared trunk; each task reads it through its own soft-attention masks, layer by layer.",
+        factory="mtl_core.architectures.mtan:MTAN",
+        paper=Paper(authors="Liu, Johns & Davison", title="End-to-End Multi-Task Learning with Attention",
+                    venue="CVPR", year=2019, arxiv="1803.10704"),
+    )
+)
+
+ARCHITECTURES.register(
+    ArchInfo(
+        key="adashare",
+        name="AdaShare (learned branching)",
+        category="learned branching",
+        summary="Shared residual blocks; each task learns which blocks to execute or skip, so the network learns its own branching.",
+        factory="mtl_core.architectures.adashare:AdaShare",
+        knobs=(
+            Knob(name="blocks", label="Skippable blocks", kind="int", default=4, low=1, high=8,
+                 help="Residual blocks each task may execute or skip."),
+            Knob(name="temperature", label="Gumbel-softmax temperature", default=5.0, low=0.1, high=20.0, log=True,
+                 help="Starting temperature of the relaxed execute/skip samples: higher is smoother (official code: 5)."),
+            Knob(name="temperature_decay", label="Temperature decay per 100 steps", default=0.965, low=0.5, high=1.0,
+                 help="The temperature is multiplied by this every 100 steps (official code: 0.965)."),
+            Knob(name="sparsity", label="Sparsity penalty", default=0.05, low=0.0, high=1.0,
+                 help="Weight of the penalty that favours skipping blocks, for a compact model (official code: 0.05)."),
+            Knob(name="sharing", label="Sharing penalty", default=0.05, low=0.0, high=1.0,
+                 help="Weight of the penalty on tasks' different choices, heavier on lower blocks (official code: 0.05)."),
+            Knob(name="policy_lr_scale", label="Policy learning-rate multiplier", default=10.0, low=1.0, high=1000.0,
+                 log=True, help="How much faster the execute/skip logits learn than the network (official code: 10, "
+                                "policy lr 0.01 vs 0.001); exact under Adam."),
+        ),
+        paper=Paper(authors="Sun, Panda, Feris & Saenko",
+                    title="AdaShare: Learning What To Share For Efficient Deep Multi-Task Learning",
+                    venue="NeurIPS", year=2020, arxiv="1911.12423"),
     )
 )
