@@ -84,8 +84,12 @@ def snapshot_heatmap(frame: pd.DataFrame, name: str, *, height: int | None = Non
     cells.columns = cells.columns.astype(str)
     rows, columns = list(cells.index), list(cells.columns)
     long = cells.reset_index(names="row").melt(id_vars="row", var_name="column", value_name="value")
-    unit = is_unit_interval(name)
-    scale = alt.Scale(domain=[0, 1], scheme="blues") if unit else alt.Scale(scheme="viridis")
+    values = long["value"].dropna()
+    if is_unit_interval(name) or values.empty:
+        low, high = 0.0, 1.0
+    else:  # e.g. cross-stitch weights: from 0 (or below) to the largest, one light-to-dark scale
+        low, high = min(0.0, float(values.min())), max(float(values.max()), 1e-12)
+    scale = alt.Scale(domain=[low, high], scheme="blues")
     small = len(rows) <= _TEXT_CELLS_UP_TO and len(columns) <= _TEXT_CELLS_UP_TO
     # Streamlit sizes a chart with its axes, labels and legend inside the given size: leave room
     # for them around the cells, or the cells get squeezed to nothing.
@@ -108,7 +112,8 @@ def snapshot_heatmap(frame: pd.DataFrame, name: str, *, height: int | None = Non
         return heat.properties(title=name)
     text = base.mark_text(fontSize=12).encode(
         text=alt.Text("value:Q", format=".2f"),
-        color=alt.condition("datum.value > 0.6" if unit else "false", alt.value("white"), alt.value("black")),
+        # White on the dark end of the scale, black on the light end.
+        color=alt.condition(f"datum.value > {low + 0.6 * (high - low)}", alt.value("white"), alt.value("black")),
     )
     return alt.layer(heat, text).properties(title=name)
 

@@ -254,3 +254,21 @@ def test_the_dashboard_shows_how_each_kind_of_method_treats_the_tasks(training_s
     else:
         assert "Task weights" not in titles
         assert any("gives the tasks no weights" in i.value for i in at.info)
+
+
+def test_an_architecture_that_learns_sharing_shows_it_live(training_store):
+    store = Store(training_store)
+    at = new_app()
+    at.query_params.update(RunConfig.parse({
+        "suite": "synthetic", "suite_params": {"train_size": 1000}, "arch": "mmoe", "steps": 20,
+        "eval_every": 10, "snapshot_every": 10, "batch_size": 64, "device": "cpu"}).to_query())
+    at.run()
+    {b.label: b for b in at.button}["Train"].click().run()
+    assert wait_until_finished(store, int(at.query_params["run"])) == "done"
+    at.run()
+    assert not at.exception
+    gate = next(spec for spec in charts(at) if spec.get("title") == "MMoE gate")
+    cells = next(data for data in gate["_data"] if "row" in data)
+    assert set(cells["row"]) == {"y1", "y2"} and len(set(cells["column"])) == 8
+    assert cells.groupby("row")["value"].sum().round(6).eq(1.0).all()  # each task's gate sums to 1
+    assert any("At step 20, the latest snapshot" in c.value for c in at.caption)

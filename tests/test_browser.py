@@ -8,6 +8,7 @@ AppTest cannot see any of this (JavaScript, chart rendering, the browser's event
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -17,6 +18,7 @@ import pytest
 from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
 from mtl_core.config import RunConfig
 from mtl_core.store import TERMINAL, Store
+from mtl_core.worker import execute_run
 
 pytestmark = pytest.mark.browser
 
@@ -159,3 +161,45 @@ def test_live_dashboard_in_chromium(served):
     assert first_curve_s < 3.0
     assert stop_s < 2.0
     assert expander_s < 1.0 and round_trip_s < 2.0
+
+
+def test_the_sharing_page_animates_learned_sharing_in_chromium(served):
+    """A cross-stitch and an MMoE run, trained here into the served app's store, replayed with Play."""
+    url, store_path = served
+    store = Store(store_path)
+    runs = {}
+    for arch in ("cross_stitch", "mmoe"):
+        config = RunConfig.parse({"suite": "multidigits", "arch": arch, "steps": 120, "snapshot_every": 10,
+                                  "eval_every": 40, "device": "cpu"})
+        runs[arch] = store.create_run(config, name=f"{arch} for the sharing page")
+        assert execute_run(store, runs[arch], stop=threading.Event()).status == "done"
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1150})
+        page.goto(f"{url}/sharing")
+        page.get_by_text("What a run learned").click()
+        seen = {}
+        for arch, title in (("cross_stitch", "cross-stitch alpha, layer 1"), ("mmoe", "MMoE gate")):
+            page.get_by_test_id("stSelectbox").first.click()
+            page.get_by_role("option", name=re.compile(f"#{runs[arch]} ")).click()
+            page.get_by_text(title, exact=True).first.wait_for(timeout=15_000)
+            caption = page.get_by_text(re.compile(r"^Step [\d,]+ of 120\.$"))
+            assert caption.inner_text() == "Step 120 of 120."
+            play = page.locator("label").filter(has_text=re.compile(r"^Play$")).first
+            play.click()
+            steps = set()
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                steps.add(caption.inner_text())
+                page.wait_for_timeout(100)
+            seen[arch] = steps
+            page.wait_for_function("() => document.querySelectorAll('.vega-embed g.mark-rect path').length > 0")
+            page.screenshot(path=ARTIFACTS / f"sharing_{arch}_playing.png")
+            play.click()  # stop before switching runs
+        browser.close()
+    print("\nsnapshots shown while playing for 4 s: "
+          + ", ".join(f"{arch} {len(steps)}" for arch, steps in seen.items()))
+    # One frame every 0.6 s: several distinct steps in 4 s, for both runs.
+    assert all(len(steps) >= 3 for steps in seen.values()), seen
