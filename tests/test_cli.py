@@ -182,3 +182,21 @@ def test_ctrl_c_stops_the_run_keeps_its_records_and_exits_130(store_path, capsys
     info = Store(store_path).get_run(1)
     assert result["status"] == info.status == "stopped" and info.steps_done == result["steps"] >= 5
     assert Store(store_path).scalars(1, metric="loss")["step"].max() == info.steps_done
+
+
+@pytest.mark.parametrize(("method", "knob"), [("cagrad", "method.c=0.2"), ("uw", None),
+                                              ("static", "method.weights=1,0.25"), ("upgrad", None)])
+def test_every_kind_of_method_runs_from_the_command_line_with_its_knobs(store_path, capsys, method, knob):
+    params = ["--param", knob] if knob else []
+    result = run_json(capsys, *TINY, "--method", method, *params)
+    assert result["status"] == "done" and set(result["metrics"]) == {"y1", "y2"}
+    config = Store(store_path).get_run(result["run_id"]).config
+    assert config.method == method
+    if knob:
+        name, value = knob.removeprefix("method.").split("=")
+        assert str(config.method_params[name]).replace(" ", "") == value
+
+
+def test_a_bad_method_knob_is_one_line(store_path, capsys):
+    code, out, err = cli(capsys, "run", *TINY, "--method", "cagrad", "--param", "method.c=7")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "c must be between" in err, err
