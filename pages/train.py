@@ -33,7 +33,7 @@ through_app()
 # cores, benchmarks/ui_overhead.py measured training at 0.57-0.67x of a headless run with 0.5 s
 # and 0.72-0.84x with 1 s.
 POLL_S = 0.5 if (os.cpu_count() or 1) >= 4 else 1.0
-DIAGNOSTICS_POLL_S = 2 * POLL_S
+DIAGNOSTICS_POLL_S = 3 * POLL_S  # seven charts: the costliest redraw, and they change only with probes
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                 "done": ":material/check_circle:", "stopped": ":material/stop_circle:",
                 "diverged": ":material/warning:", "failed": ":material/error:",
