@@ -17,26 +17,15 @@ from mtl_core.aggregation.min_norm import frank_wolfe, min_norm_two, min_norm_we
 from mtl_core.aggregation.nash_mtl import nash_weights
 from mtl_core.config import ConfigError, RunConfig
 from mtl_core.methods import METHODS
-from mtl_core.trainer import Trainer
+from tests.aggregation_support import aggregate, conflicting_jacobian, needs_cuda, short_run
 
 KEYS = ("mgda", "cagrad", "imtl_g", "nash_mtl")
 SEEDS = (0, 1, 2, 3)
 SHAPES = ((2, 40), (3, 200), (5, 500), (6, 30))
 
 
-def conflicting_jacobian(tasks: int, params: int, seed: int) -> torch.Tensor:
-    """Random float64 gradients with norms spread over e^+-1, where task 1 opposes task 0 (a
-    conflict every time) and the others are random (more conflicts likely)."""
-    generator = torch.Generator().manual_seed(seed)
-    jacobian = torch.randn(tasks, params, generator=generator, dtype=torch.float64)
-    jacobian[1] = -0.7 * jacobian[0] + 0.5 * jacobian[1]
-    jacobian = jacobian * torch.exp(torch.randn(tasks, 1, generator=generator, dtype=torch.float64))
-    assert jacobian[0] @ jacobian[1] < 0
-    return jacobian
 
 
-def aggregate(key: str, jacobian: torch.Tensor, **knobs) -> Aggregation:
-    return make_aggregator(key, n_tasks=jacobian.shape[0], **knobs)(jacobian)
 
 
 def simplex_samples(tasks: int, count: int, seed: int) -> np.ndarray:
@@ -384,12 +373,6 @@ def test_the_classes_check_their_knobs_too(factory, knob, bad):
 
 # --- one short real training each ---------------------------------------------------------------
 
-def short_run(method: str, steps: int = 20, **changes) -> tuple[Trainer, list]:
-    config = RunConfig.parse({"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": method,
-                              "steps": steps, "batch_size": 64, "eval_every": steps, "probe_every": 5,
-                              "snapshot_every": 0, **changes})
-    trainer = Trainer(config)
-    return trainer, list(trainer.run())
 
 
 @pytest.mark.parametrize(("key", "params"), [
@@ -432,7 +415,6 @@ def test_nash_mtl_gives_the_same_numbers_for_the_same_config():
 
 # --- on a GPU (skipped without one) -------------------------------------------------------------
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @needs_cuda

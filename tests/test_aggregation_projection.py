@@ -11,33 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core.aggregation import Aggregation, make_aggregator
+from mtl_core.aggregation import make_aggregator
 from mtl_core.aggregation import upgrad as upgrad_module
 from mtl_core.aggregation.aligned_mtl import aligned_mtl_weights
 from mtl_core.aggregation.dual_cone import DualConeProjection, project_to_dual_cone
 from mtl_core.aggregation.pcgrad import pcgrad_coefficients
 from mtl_core.config import ConfigError, RunConfig
 from mtl_core.methods import METHODS
-from mtl_core.trainer import Trainer
+from tests.aggregation_support import aggregate, conflicting_jacobian, needs_cuda, short_run
 
 KEYS = ("pcgrad", "graddrop", "gradvac", "aligned_mtl", "aligned_mtl_ub", "upgrad", "config")
 SEEDS = (0, 1, 2, 3)
 
 
-def conflicting_jacobian(tasks: int, params: int, seed: int) -> torch.Tensor:
-    """Random float64 gradients with different norms where task 1 opposes task 0 (a conflict
-    every time) and the others are random (further conflicts likely)."""
-    generator = torch.Generator().manual_seed(seed)
-    jacobian = torch.randn(tasks, params, generator=generator, dtype=torch.float64)
-    jacobian[1] = -0.7 * jacobian[0] + 0.5 * jacobian[1]
-    scales = torch.exp(torch.randn(tasks, 1, generator=generator, dtype=torch.float64))
-    jacobian = jacobian * scales
-    assert jacobian[0] @ jacobian[1] < 0
-    return jacobian
 
 
-def aggregate(key: str, jacobian: torch.Tensor, **knobs) -> Aggregation:
-    return make_aggregator(key, n_tasks=jacobian.shape[0], **knobs)(jacobian)
 
 
 # --- common contract ----------------------------------------------------------------------------
@@ -415,17 +403,11 @@ def test_methods_without_knobs_reject_any_setting():
 
 # --- one short real training each ---------------------------------------------------------------
 
-def short_run(method: str, steps: int = 20, **changes) -> tuple[Trainer, list]:
-    config = RunConfig.parse({"suite": "digit_attributes", "tasks": ["digit", "parity"], "method": method,
-                              "steps": steps, "batch_size": 64, "eval_every": steps, "probe_every": 5,
-                              "snapshot_every": 0, **changes})
-    trainer = Trainer(config)
-    return trainer, list(trainer.run())
 
 
 @pytest.mark.parametrize("key", KEYS)
 def test_a_short_training_finishes_with_finite_losses_and_weights(key):
-    trainer, records = short_run(key)
+    trainer, records = short_run(key, tasks=("digit", "parity"))
     assert trainer.status == "done", trainer.message
     assert [r.step for r in records] == list(range(1, 21))
     assert all(math.isfinite(v) for r in records for v in r.loss.values())
@@ -454,7 +436,6 @@ def test_randomised_methods_give_the_same_numbers_for_the_same_config(key):
 
 # --- on a GPU (skipped without one) -------------------------------------------------------------
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @needs_cuda

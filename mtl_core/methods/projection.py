@@ -7,6 +7,14 @@ from mtl_core.registry import Knob, MethodInfo, Paper
 
 _JACOBIAN = "T backward passes (Jacobian)"
 
+# Aligned-MTL and its UB variant share their paper and their one knob.
+_ALIGNED_PAPER = Paper(authors="Senushkin, Patakin, Kuznetsov & Konushin",
+                       title="Independent Component Alignment for Multi-Task Learning", venue="CVPR", year=2023,
+                       arxiv="2305.19000")
+_ALIGNED_SCALE = Knob(name="scale_mode", label="Scale", kind="choice", default="min", choices=("min", "median", "rmse"),
+                      help="The common singular value of the aligned gradients: the smallest (the paper's), the median "
+                           "or the root mean square of the original ones.")
+
 ENTRIES: tuple[MethodInfo, ...] = (
     MethodInfo(
         key="pcgrad",
@@ -78,13 +86,8 @@ ENTRIES: tuple[MethodInfo, ...] = (
                  r"\qquad d = \mathbf{1}^\top B J"),
         cost=_JACOBIAN,
         factory="mtl_core.aggregation.aligned_mtl:AlignedMTL",
-        knobs=(
-            Knob(name="scale_mode", label="Scale", kind="choice", default="min", choices=("min", "median", "rmse"),
-                 help="The common singular value of the aligned gradients: the smallest (the paper's), the median or the root mean square of the original ones."),
-        ),
-        paper=Paper(authors="Senushkin, Patakin, Kuznetsov & Konushin",
-                    title="Independent Component Alignment for Multi-Task Learning", venue="CVPR", year=2023,
-                    arxiv="2305.19000"),
+        knobs=(_ALIGNED_SCALE,),
+        paper=_ALIGNED_PAPER,
     ),
     MethodInfo(
         key="aligned_mtl_ub",
@@ -97,13 +100,8 @@ ENTRIES: tuple[MethodInfo, ...] = (
                  r"\mathcal{L} = \sum_t w_t \mathcal{L}_t"),
         cost="T backward passes to the shared representation + 1 backward pass",
         factory="mtl_core.aggregation.aligned_mtl:AlignedMTLUB",
-        knobs=(
-            Knob(name="scale_mode", label="Scale", kind="choice", default="min", choices=("min", "median", "rmse"),
-                 help="The common singular value of the aligned gradients: the smallest (the paper's), the median or the root mean square of the original ones."),
-        ),
-        paper=Paper(authors="Senushkin, Patakin, Kuznetsov & Konushin",
-                    title="Independent Component Alignment for Multi-Task Learning", venue="CVPR", year=2023,
-                    arxiv="2305.19000"),
+        knobs=(_ALIGNED_SCALE,),
+        paper=_ALIGNED_PAPER,
     ),
     MethodInfo(
         key="upgrad",
