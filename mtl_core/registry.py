@@ -132,6 +132,8 @@ class Entry:
     factory: str  # "module:attribute", imported on first use
     knobs: tuple[Knob, ...] = ()
     paper: Paper | None = None
+    # e.g. {"simplified": "<one plain sentence on where the playground departs from the paper>"}
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def load(self) -> Callable[..., Any]:
         module, _, attribute = self.factory.partition(":")
@@ -195,7 +197,6 @@ class MethodInfo(Entry):
     category: str  # "loss weighting", "gradient modulation", "multi-objective", ...
     formula: str  # the update rule, LaTeX
     cost: str  # per step, in backward passes, e.g. "1 backward" or "T backward (Jacobian)"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def needs_jacobian(self) -> bool:

@@ -32,6 +32,8 @@ def architecture_view(config: RunConfig) -> None:
     if arch.paper is not None:
         link = f" — [arXiv:{arch.paper.arxiv}]({arch.paper.url})" if arch.paper.arxiv else ""
         st.caption(f"{arch.paper.cite()}{link}")
+    if arch.extra.get("simplified"):
+        st.info(f"**Simplified here:** {arch.extra['simplified']}", icon=":material/info:")
     drawing = structure(arch_key, config.tasks, input_kind=suite.input_kind)
     draw(st, sharing_viz.diagram_chart(drawing, viz.task_colors(suite)))
     st.caption(f"For {suite.name}, tasks {', '.join(config.tasks)}. Grey blocks are built for all "

@@ -48,6 +48,8 @@ def test_every_architecture_is_drawn_with_its_blocks(mtl_store):
         marks = [layer["mark"]["type"] for layer in diagram["layer"]]
         assert marks == ["rule", "point", "text"], arch.key
         assert any(arch.summary in c.value for c in at.caption), arch.key
+        if arch.extra.get("simplified"):
+            assert any(arch.extra["simplified"] in i.value for i in at.info), arch.key
 
 
 def test_sizes_and_forward_times_are_measured_on_request(mtl_store):
