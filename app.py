@@ -12,9 +12,11 @@ import streamlit as st
 st.set_page_config(page_title="MTL Playground", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
     st.Page("pages/sharing.py", title="Sharing", icon=":material/account_tree:", url_path="sharing"),
+    st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:", url_path="methods"),
 ]
 page = st.navigation(PAGES)
 

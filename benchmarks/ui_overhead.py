@@ -60,7 +60,7 @@ def through_the_app(config: RunConfig, workdir: Path, threads: int) -> float:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1150})
-            page.goto(f"{url}/?{urlencode(config.to_query())}")
+            page.goto(f"{url}/train?{urlencode(config.to_query())}")
             page.get_by_role("button", name="Train", exact=True).click()
             page.wait_for_url(lambda u: "run=" in u, timeout=30_000)
             run_id = int(page.url.rsplit("run=", 1)[1].split("&")[0])

@@ -19,7 +19,8 @@ APP = "../app.py"  # AppTest paths are relative to this file
 
 
 def new_app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=60)
+    # Home is the default page: go straight to Train (its URL is /train).
+    return AppTest.from_file(APP, default_timeout=60).switch_page("pages/train.py")
 
 
 def control(at: AppTest, key: str):

@@ -51,7 +51,7 @@ def served(tmp_path_factory):
 
 
 def train_url(url: str, config: RunConfig) -> str:
-    return f"{url}/?{urlencode(config.to_query())}"
+    return f"{url}/train?{urlencode(config.to_query())}"
 
 
 def steps_done(page) -> int:

@@ -18,6 +18,11 @@ ARCHITECTURES.register(
         summary="One shared trunk feeds a small head per task: the classic MTL network.",
         factory="mtl_core.architectures.hps:HardSharing",
         paper=Paper(authors="Caruana", title="Multitask Learning", venue="Machine Learning", year=1997),
+        extra={
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "hps", "steps": 400},
+                       "why": "The classic: one trunk for both digits. Compare its accuracies "
+                              "with the single-task baselines."},
+        },
     )
 )
 
@@ -28,6 +33,11 @@ ARCHITECTURES.register(
         category="baseline",
         summary="An independent trunk and head per task: nothing is shared; the yardstick for MTL.",
         factory="mtl_core.architectures.stl:SingleTask",
+        extra={
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "stl", "steps": 400},
+                       "why": "The yardstick: an independent network per digit, no transfer and "
+                              "no interference."},
+        },
     )
 )
 
@@ -41,7 +51,14 @@ ARCHITECTURES.register(
         category="soft sharing",
         summary="A column per task; after every layer a learned T x T matrix mixes the columns' features.",
         factory="mtl_core.architectures.cross_stitch:CrossStitch",
-        extra={"simplified": "One mixing weight per task pair and layer (the paper also tries one per channel), no separate learning rate for the mixing, and columns trained from scratch rather than from a pretrained network."},
+        extra={
+            "simplified": "One mixing weight per task pair and layer (the paper also tries one "
+                          "per channel), no separate learning rate for the mixing, and columns "
+                          "trained from scratch rather than from a pretrained network.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "cross_stitch", "steps": 400},
+                       "why": "Watch the learnt mixing matrices: how much each digit's column "
+                              "reads from the other's."},
+        },
         knobs=(
             Knob(name="self_weight", label="Initial self weight (alpha_S)", default=0.9, low=0.0, high=1.0,
                  help="How much of its own column each task reads at the start; the rest is split evenly "
@@ -59,7 +76,13 @@ ARCHITECTURES.register(
         category="soft sharing",
         summary="A column per task, each trained on its own task, pulled together by an L2 penalty on their differences.",
         factory="mtl_core.architectures.soft_sharing:SoftSharing",
-        extra={"simplified": "Every pair of task columns is pulled together and all are trained at once; Duong et al. pull one target model toward one source model."},
+        extra={
+            "simplified": "Every pair of task columns is pulled together and all are trained at "
+                          "once; Duong et al. pull one target model toward one source model.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "soft_l2", "steps": 400},
+                       "why": "Two columns pulled together: raise the penalty to move from "
+                              "independent networks to hard sharing."},
+        },
         knobs=(
             Knob(name="strength", label="Penalty strength (lambda)", default=0.01, low=0.0, high=10.0,
                  help="Weight of the squared distance between every two task columns: 0 is independent "
@@ -78,7 +101,13 @@ ARCHITECTURES.register(
         category="mixture of experts",
         summary="Experts shared by all tasks; each task mixes them with its own softmax gate on the input.",
         factory="mtl_core.architectures.moe:MMoE",
-        extra={"simplified": "Experts are single small layers (16 units on vectors, a thin CNN on images), as in the paper's synthetic experiments."},
+        extra={
+            "simplified": "Experts are single small layers (16 units on vectors, a thin CNN on "
+                          "images), as in the paper's synthetic experiments.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "mmoe", "steps": 400},
+                       "why": "Each digit's gate mixes the shared experts its own way: watch "
+                              "whether the gates specialise."},
+        },
         knobs=(
             Knob(name="experts", label="Experts", kind="int", default=8, low=1, high=32,
                  help="Number of experts every task's gate chooses among (the paper: 8)."),
@@ -105,7 +134,13 @@ ARCHITECTURES.register(
         category="mixture of experts",
         summary="Shared experts plus experts of each task's own; a task's gate mixes the shared ones and its own.",
         factory="mtl_core.architectures.moe:CGC",
-        extra={"simplified": "One shared and one task-specific expert per task by default, each a single layer."},
+        extra={
+            "simplified": "One shared and one task-specific expert per task by default, each a "
+                          "single layer.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "cgc", "steps": 400},
+                       "why": "Shared and task-specific experts: see whether each digit's gate "
+                              "prefers its own expert."},
+        },
         knobs=(_SHARED_EXPERTS, _TASK_EXPERTS, _EXPERT_UNITS),
         paper=_PLE_PAPER,
     )
@@ -118,7 +153,13 @@ ARCHITECTURES.register(
         category="mixture of experts",
         summary="CGC levels stacked; below the top, a shared gate also mixes all experts into the next level's shared input.",
         factory="mtl_core.architectures.moe:PLE",
-        extra={"simplified": "One shared and one task-specific expert per task per level by default, each a single layer; levels are stacked gated layers."},
+        extra={
+            "simplified": "One shared and one task-specific expert per task per level by default,"
+                          " each a single layer; levels are stacked gated layers.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "ple", "steps": 400},
+                       "why": "Stacked levels of shared and task experts: the gates at each level"
+                              " show where the digits part ways."},
+        },
         knobs=(
             Knob(name="levels", label="Extraction levels", kind="int", default=2, low=1, high=4,
                  help="How many CGC levels are stacked (1 is CGC)."),
@@ -135,7 +176,13 @@ ARCHITECTURES.register(
         category="attention",
         summary="One shared trunk; each task reads it through its own soft-attention masks, layer by layer.",
         factory="mtl_core.architectures.mtan:MTAN",
-        extra={"simplified": "Each stage of our small trunk is one layer, so a task's attention mask reads and weights the same features; no batch norm."},
+        extra={
+            "simplified": "Each stage of our small trunk is one layer, so a task's attention mask"
+                          " reads and weights the same features; no batch norm.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "mtan", "steps": 400},
+                       "why": "A shared trunk with an attention mask per task: see how much of "
+                              "the features each digit keeps."},
+        },
         paper=Paper(authors="Liu, Johns & Davison", title="End-to-End Multi-Task Learning with Attention",
                     venue="CVPR", year=2019, arxiv="1803.10704"),
     )
@@ -148,7 +195,14 @@ ARCHITECTURES.register(
         category="learned branching",
         summary="Shared residual blocks; each task learns which blocks to execute or skip, so the network learns its own branching.",
         factory="mtl_core.architectures.adashare:AdaShare",
-        extra={"simplified": "No warm-up, curriculum, alternating updates, retraining of the chosen architecture or per-task batch norm; evaluation uses the execute probabilities."},
+        extra={
+            "simplified": "No warm-up, curriculum, alternating updates, retraining of the chosen "
+                          "architecture or per-task batch norm; evaluation uses the execute "
+                          "probabilities.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "arch": "adashare", "steps": 400},
+                       "why": "Each digit learns which layers to run: the snapshots show its "
+                              "execute probability per layer."},
+        },
         knobs=(
             Knob(name="blocks", label="Skippable blocks", kind="int", default=4, low=1, high=8,
                  help="Residual blocks each task may execute or skip."),

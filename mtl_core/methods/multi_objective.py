@@ -33,9 +33,20 @@ ENTRIES: tuple[MethodInfo, ...] = (
         ),
         paper=Paper(authors="Sener & Koltun", title="Multi-Task Learning as Multi-Objective Optimization",
                     venue="NeurIPS", year=2018, arxiv="1810.04650"),
-        extra={"simplified": "The official code's 'loss' and 'loss+' normalisations divide by the task "
-                             "losses, which a gradient aggregator is not given; only 'none' and 'l2' "
-                             "are offered."},
+        extra={
+            "simplified": "The official code's 'loss' and 'loss+' normalisations divide by the "
+                          "task losses, which a gradient aggregator is not given; only 'none' and"
+                          " 'l2' are offered.",
+            "known_for": "A guarantee: when it can, its step decreases every task's loss to first"
+                         " order, and it stops only at a Pareto-stationary point; MGDA-UB made it"
+                         " cheap enough for deep networks.",
+            "struggles_with": "The min-norm combination leans toward the task with the smallest "
+                              "gradient, so tasks with large gradients can learn slowly; later "
+                              "comparisons often find it behind equal weighting on average.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "mgda", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how MGDA combines them."},
+        },
     ),
     MethodInfo(
         key="imtl_g",
@@ -59,7 +70,19 @@ ENTRIES: tuple[MethodInfo, ...] = (
         ),
         paper=Paper(authors="Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang",
                     title="Towards Impartial Multi-task Learning", venue="ICLR", year=2021, arxiv=None),
-        extra={"simplified": "Only the gradient half of IMTL; its loss half is the loss weighting IMTL-L."},
+        extra={
+            "simplified": "Only the gradient half of IMTL; its loss half is the loss weighting "
+                          "IMTL-L.",
+            "known_for": "Choosing the update whose projections on every task's unit gradient are"
+                         " equal: a closed-form, hyper-parameter-free way to treat the tasks "
+                         "impartially.",
+            "struggles_with": "It equalises projections rather than removing conflict, needs the "
+                              "whole Jacobian, and its linear system can be ill-conditioned when "
+                              "task gradients are nearly parallel.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "imtl_g", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how IMTL-G combines them."},
+        },
     ),
     MethodInfo(
         key="cagrad",
@@ -87,6 +110,17 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Liu, Liu, Jin, Stone & Liu",
                     title="Conflict-Averse Gradient Descent for Multi-task Learning", venue="NeurIPS",
                     year=2021, arxiv="2110.14048"),
+        extra={
+            "known_for": "Trading the average loss off against the worst task's improvement while"
+                         " still converging to a minimum of the average loss; strong on NYUv2, "
+                         "CityScapes and Meta-World.",
+            "struggles_with": "Its constant c must be tuned per problem (c = 0 is the plain "
+                              "average; large c approaches MGDA), and each step solves a small "
+                              "optimisation over the whole Jacobian.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "cagrad", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how CAGrad combines them."},
+        },
     ),
     MethodInfo(
         key="nash_mtl",
@@ -115,8 +149,19 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Navon, Shamsian, Achituve, Maron, Kawaguchi, Chechik & Fetaya",
                     title="Multi-Task Learning as a Bargaining Game", venue="ICML", year=2022,
                     arxiv="2202.01017"),
-        extra={"simplified": "The bargaining condition is solved by a dedicated Newton method on the "
-                             "T x T matrix instead of the official code's convex solver (same "
-                             "solution); the task heads get their own unweighted gradients."},
+        extra={
+            "simplified": "The bargaining condition is solved by a dedicated Newton method on the"
+                          " T x T matrix instead of the official code's convex solver (same "
+                          "solution); the task heads get their own unweighted gradients.",
+            "known_for": "Treating the update as a bargaining game between the tasks, which makes"
+                         " it invariant to the gradients' scales; at or near the top of NYUv2, "
+                         "CityScapes, QM9 and MT10 in its paper.",
+            "struggles_with": "Among the costliest per step (the whole Jacobian plus an iterative"
+                              " solver); its authors update the weights only every few steps to "
+                              "afford it, and FAMO later came close for far less.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "nash_mtl", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how Nash-MTL combines them."},
+        },
     ),
 )

@@ -30,6 +30,17 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Yu, Kumar, Gupta, Levine, Hausman & Finn",
                     title="Gradient Surgery for Multi-Task Learning", venue="NeurIPS", year=2020,
                     arxiv="2001.06782"),
+        extra={
+            "known_for": "The best-known gradient surgery: drop the part of each task's gradient "
+                         "that conflicts with another's; simple, and effective in multi-task "
+                         "reinforcement learning (Meta-World).",
+            "struggles_with": "It acts only on conflicting directions, not on magnitude "
+                              "differences, its random task order makes steps noisy, and careful "
+                              "comparisons found small gains over tuned equal weighting.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "pcgrad", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how PCGrad combines them."},
+        },
     ),
     MethodInfo(
         key="graddrop",
@@ -50,8 +61,20 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Chen, Ngiam, Huang, Luong, Kretzschmar, Chai & Anguelov",
                     title="Just Pick a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout",
                     venue="NeurIPS", year=2020, arxiv="2010.06808"),
-        extra={"simplified": "The paper takes the sign vote on the gradients at a layer's activations; "
-                             "here it is taken on every shared parameter's gradient, with one leak for all tasks."},
+        extra={
+            "simplified": "The paper takes the sign vote on the gradients at a layer's "
+                          "activations; here it is taken on every shared parameter's gradient, "
+                          "with one leak for all tasks.",
+            "known_for": "Keeping, per parameter, only the gradients that agree with a random "
+                         "sign vote weighted by their consistency: a cheap, regulariser-like fix "
+                         "for sign conflicts.",
+            "struggles_with": "Its randomness adds noise, it works element by element and ignores"
+                              " magnitude imbalance, and benchmark suites such as LibMTL report "
+                              "modest gains.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "graddrop", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how GradDrop combines them."},
+        },
     ),
     MethodInfo(
         key="gradvac",
@@ -73,8 +96,20 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Wang, Tsvetkov, Firat & Cao",
                     title="Gradient Vaccine: Investigating and Improving Multi-task Optimization in Massively Multilingual Models",
                     venue="ICLR", year=2021, arxiv="2010.05874"),
-        extra={"simplified": "The paper keeps a target cosine per layer of a large translation model; "
-                             "here one target per task pair covers all shared parameters (its whole-model variant)."},
+        extra={
+            "simplified": "The paper keeps a target cosine per layer of a large translation "
+                          "model; here one target per task pair covers all shared parameters (its"
+                          " whole-model variant).",
+            "known_for": "Pulling task gradients toward a target similarity learnt from their "
+                         "history, rather than only repairing negative cosines; built for "
+                         "massively multilingual translation.",
+            "struggles_with": "It adds a hyper-parameter (the rate of the moving target) and "
+                              "state per task pair; with a fixed target of 0 it would be PCGrad.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "gradvac", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how Gradient Vaccine "
+                              "combines them."},
+        },
     ),
     MethodInfo(
         key="aligned_mtl",
@@ -88,6 +123,18 @@ ENTRIES: tuple[MethodInfo, ...] = (
         factory="mtl_core.aggregation.aligned_mtl:AlignedMTL",
         knobs=(_ALIGNED_SCALE,),
         paper=_ALIGNED_PAPER,
+        extra={
+            "known_for": "Making the tasks' gradient system well conditioned (all principal "
+                         "components equally strong) so no task or direction dominates, with a "
+                         "convergence guarantee.",
+            "struggles_with": "It needs an eigendecomposition of the T x T Gram matrix every step"
+                              " and scales the update to the weakest component, so a small, noisy"
+                              " direction can set the step size.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "aligned_mtl", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how Aligned-MTL combines "
+                              "them."},
+        },
     ),
     MethodInfo(
         key="aligned_mtl_ub",
@@ -102,6 +149,17 @@ ENTRIES: tuple[MethodInfo, ...] = (
         factory="mtl_core.aggregation.aligned_mtl:AlignedMTLUB",
         knobs=(_ALIGNED_SCALE,),
         paper=_ALIGNED_PAPER,
+        extra={
+            "known_for": "Most of Aligned-MTL's effect at a fraction of its cost: the alignment "
+                         "is computed on the shared representation, as MGDA-UB does for MGDA.",
+            "struggles_with": "It needs one shared representation that every task reads (not soft"
+                              " sharing or mixtures of experts), and that representation's "
+                              "gradients only approximate the parameters'.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "aligned_mtl_ub", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how Aligned-MTL-UB combines "
+                              "them."},
+        },
     ),
     MethodInfo(
         key="upgrad",
@@ -116,6 +174,17 @@ ENTRIES: tuple[MethodInfo, ...] = (
         factory="mtl_core.aggregation.upgrad:UPGrad",
         paper=Paper(authors="Quinton & Rey", title="Jacobian Descent for Multi-Objective Optimization",
                     venue="arXiv", year=2024, arxiv="2406.16232"),
+        extra={
+            "known_for": "An update that conflicts with no task, equals the plain average when no"
+                         " gradients conflict, and scales with them; the aggregator of the "
+                         "Jacobian-descent library torchjd.",
+            "struggles_with": "Each step solves T small quadratic programmes over the whole "
+                              "Jacobian, and as a recent method it has few independent "
+                              "comparisons so far.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "upgrad", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how UPGrad combines them."},
+        },
     ),
     MethodInfo(
         key="config",
@@ -130,5 +199,16 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Liu, Chu & Thuerey",
                     title="ConFIG: Towards Conflict-free Training of Physics Informed Neural Networks",
                     venue="ICLR", year=2025, arxiv="2408.11104"),
+        extra={
+            "known_for": "A conflict-free direction at the same angle to every task gradient, "
+                         "developed for physics-informed neural networks, whose residual and "
+                         "boundary losses conflict strongly.",
+            "struggles_with": "It normalises the gradients, so their magnitudes play no part in "
+                              "the direction, it needs the whole Jacobian, and its pseudo-inverse"
+                              " can be ill-conditioned with many tasks.",
+            "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "config", "steps": 300},
+                       "why": "The left and right digits share one trunk and their gradients "
+                              "often conflict: watch the cosines and how ConFIG combines them."},
+        },
     ),
 )

@@ -14,6 +14,16 @@ ENTRIES: tuple[MethodInfo, ...] = (
         formula=r"\mathcal{L}(\theta) = \sum_{t=1}^{T} \mathcal{L}_t(\theta)",
         cost="1 backward pass",
         factory="mtl_core.weighting.equal:EqualWeighting",
+        extra={
+            "known_for": "A strong baseline: careful comparisons (Xin et al. 2022; Kurin et al. "
+                         "2022) found that, with tuned learning rates and regularisation, few "
+                         "methods beat it reliably.",
+            "struggles_with": "Losses on different scales: the largest loss dominates the shared "
+                              "gradient and the tasks with small losses barely learn.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "ew", "steps": 400},
+                       "why": "The baseline on losses of very different scales: ink's loss is "
+                              "about 100x the digit loss, so the sum is nearly all ink."},
+        },
     ),
     MethodInfo(
         key="static",
@@ -30,6 +40,17 @@ ENTRIES: tuple[MethodInfo, ...] = (
                  help="One non-negative weight per task, comma-separated, in the order the tasks are "
                       "listed (e.g. 1, 0.5); leave empty for all ones."),
         ),
+        extra={
+            "known_for": "The simplest fix for losses on different scales; with weights found by "
+                         "a grid search it is a baseline many adaptive methods do not reliably "
+                         "beat (Xin et al. 2022).",
+            "struggles_with": "The weights are searched by hand, a cost that grows quickly with "
+                              "the number of tasks, and fixed weights cannot follow losses whose "
+                              "scales change during training.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "static", "steps": 400, "method_params": {"weights": "1, 0.01"}},
+                       "why": "Ink's loss is about 100x the digit loss: a weight of 0.01 on ink "
+                              "puts the two on one scale by hand."},
+        },
     ),
     MethodInfo(
         key="uw",
@@ -45,8 +66,20 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Kendall, Gal & Cipolla",
                     title="Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics",
                     venue="CVPR", year=2018, arxiv="1705.07115"),
-        extra={"simplified": "The paper weighs classification losses by 1/σ² and regression losses by "
-                             "1/(2σ²); like LibMTL we use 1/(2σ²) for every task."},
+        extra={
+            "simplified": "The paper weighs classification losses by 1/σ² and regression losses "
+                          "by 1/(2σ²); like LibMTL we use 1/(2σ²) for every task.",
+            "known_for": "Putting losses in different units (classes, metres) on one scale with "
+                         "no tuning; widely used in dense prediction (depth, segmentation, "
+                         "normals).",
+            "struggles_with": "Its weights follow the size of the losses, not the tasks' "
+                              "importance: a task whose loss nears zero gets a weight that keeps "
+                              "growing, and the other tasks lose out.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "uw", "steps": 400},
+                       "why": "Ink's loss is about 100x the digit loss, so the sum is all ink: "
+                              "see how uncertainty weighting changes the digit accuracy against "
+                              "Equal weighting."},
+        },
     ),
     MethodInfo(
         key="gradnorm",
@@ -68,9 +101,21 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Chen, Badrinarayanan, Lee & Rabinovich",
                     title="GradNorm: Gradient Normalization for Adaptive Loss Balancing in Deep Multitask Networks",
                     venue="ICML", year=2018, arxiv="1711.02257"),
-        extra={"simplified": "The weights are T·softmax of learnt logits (as in LibMTL), positive and "
-                             "summing to T by construction, instead of the paper's step-then-renormalise; "
-                             "they learn with the run's optimiser and learning rate."},
+        extra={
+            "simplified": "The weights are T·softmax of learnt logits (as in LibMTL), positive "
+                          "and summing to T by construction, instead of the paper's step-then-"
+                          "renormalise; they learn with the run's optimiser and learning rate.",
+            "known_for": "Balancing the tasks' gradient norms on the last shared layer by how "
+                         "fast each task trains; one of the first adaptive weightings, effective "
+                         "on dense prediction.",
+            "struggles_with": "It adds a hyper-parameter (α) and extra backward passes, and "
+                              "balances gradient norms only, not directions: conflicting tasks "
+                              "still conflict.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "gradnorm", "steps": 400},
+                       "why": "Ink's loss is about 100x the digit loss, so the sum is all ink: "
+                              "see how GradNorm changes the digit accuracy against Equal "
+                              "weighting."},
+        },
     ),
     MethodInfo(
         key="dwa",
@@ -93,9 +138,20 @@ ENTRIES: tuple[MethodInfo, ...] = (
         ),
         paper=Paper(authors="Liu, Johns & Davison", title="End-to-End Multi-Task Learning with Attention",
                     venue="CVPR", year=2019, arxiv="1803.10704"),
-        extra={"simplified": "An 'epoch' is a window of 25 steps by default (the window of the step-wise "
-                             "DWA in the Nash-MTL and FAMO code) so that short runs see the weights move; set the window "
-                             "to 0 for true epochs, as in the paper."},
+        extra={
+            "simplified": "An 'epoch' is a window of 25 steps by default (the window of the step-"
+                          "wise DWA in the Nash-MTL and FAMO code) so that short runs see the "
+                          "weights move; set the window to 0 for true epochs, as in the paper.",
+            "known_for": "Needing only the loss history: no extra gradients and no learnt "
+                         "parameters, so it costs what equal weighting costs.",
+            "struggles_with": "It reacts to each loss's rate of decrease, not its size, so a loss"
+                              " 100x larger than the others keeps dominating; and its weights lag"
+                              " two epochs behind.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "dwa", "steps": 400},
+                       "why": "DWA weighs by how fast each loss falls, not by its size: see that "
+                              "ink's 100x larger loss still dominates, unlike with scale-"
+                              "invariant methods."},
+        },
     ),
     MethodInfo(
         key="rlw",
@@ -111,6 +167,17 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Lin, Ye, Zhang & Tsang",
                     title="Reasonable Effectiveness of Random Weighting: A Litmus Test for Multi-Task Learning",
                     venue="TMLR", year=2022, arxiv="2111.10603"),
+        extra={
+            "known_for": "Showing that random weights do about as well as many elaborate "
+                         "weighting and gradient methods on standard benchmarks (Lin et al. "
+                         "2022): a litmus test.",
+            "struggles_with": "On average its weights are equal, so it does nothing about scale "
+                              "(a much larger loss still dominates), and the random weights add "
+                              "noise to training.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "rlw", "steps": 400},
+                       "why": "Random weights on losses 100x apart: compare with Equal weighting "
+                              "to see that randomness alone does not fix scale."},
+        },
     ),
     MethodInfo(
         key="gls",
@@ -127,6 +194,17 @@ ENTRIES: tuple[MethodInfo, ...] = (
                     title="MultiNet++: Multi-Stream Feature Aggregation and Geometric Loss Strategy for "
                           "Multi-Task Learning",
                     venue="CVPR Workshops", year=2019, arxiv="1904.08492"),
+        extra={
+            "known_for": "Scale invariance with no hyper-parameter: multiplying one task's loss "
+                         "by a constant leaves the update's direction unchanged.",
+            "struggles_with": "A task whose loss approaches zero gets an ever larger weight "
+                              "(proportional to 1/L_t), which can destabilise training once one "
+                              "task is nearly solved.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "gls", "steps": 400},
+                       "why": "Ink's loss is about 100x the digit loss, so the sum is all ink: "
+                              "see how the geometric loss changes the digit accuracy against "
+                              "Equal weighting."},
+        },
     ),
     MethodInfo(
         key="imtl_l",
@@ -141,6 +219,16 @@ ENTRIES: tuple[MethodInfo, ...] = (
         factory="mtl_core.weighting.imtl_l:IMTLL",
         paper=Paper(authors="Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang",
                     title="Towards Impartial Multi-task Learning", venue="ICLR", year=2021, arxiv=None),
+        extra={
+            "known_for": "Scale invariance learnt with one scale per task and no hyper-parameter;"
+                         " the paper pairs it with its gradient half, IMTL-G.",
+            "struggles_with": "Like uncertainty weighting it equalises the scaled losses, so a "
+                              "nearly solved task with a tiny loss is weighted up strongly; it "
+                              "does nothing about conflicting directions.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "imtl_l", "steps": 400},
+                       "why": "Ink's loss is about 100x the digit loss, so the sum is all ink: "
+                              "see how IMTL-L changes the digit accuracy against Equal weighting."},
+        },
     ),
     MethodInfo(
         key="famo",
@@ -164,7 +252,19 @@ ENTRIES: tuple[MethodInfo, ...] = (
         ),
         paper=Paper(authors="Liu, Feng, Stone & Liu", title="FAMO: Fast Adaptive Multitask Optimization",
                     venue="NeurIPS", year=2023, arxiv="2306.03792"),
-        extra={"simplified": "The losses' lower bounds are taken as 0, as in the paper's experiments; "
-                             "the paper's gradient clipping of the network is left out."},
+        extra={
+            "simplified": "The losses' lower bounds are taken as 0, as in the paper's "
+                          "experiments; the paper's gradient clipping of the network is left out.",
+            "known_for": "Results close to the Jacobian-based methods such as Nash-MTL on "
+                         "standard benchmarks at the cost of a loss weighting (O(1) extra time "
+                         "and memory per step).",
+            "struggles_with": "It takes the logarithm of the losses, so they must stay positive, "
+                              "and adds an extra forward pass and two hyper-parameters; its "
+                              "weights follow the last step and are noisy with small batches.",
+            "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "famo", "steps": 400},
+                       "why": "FAMO balances the rates at which the log-losses fall, so ink's "
+                              "100x larger loss does not dominate: compare the digit accuracy "
+                              "with Equal weighting."},
+        },
     ),
 )

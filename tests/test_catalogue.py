@@ -1,0 +1,86 @@
+"""The catalogue's metadata is complete and every Try it set-up is valid and trains; the map of the
+field holds every registered method and architecture exactly once."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from mtl_core.architectures import ARCHITECTURES
+from mtl_core.config import RunConfig
+from mtl_core.methods import METHODS
+from mtl_core.registry import Entry
+from mtl_core.taxonomy import DESCRIBED_ONLY, taxonomy_figure, taxonomy_nodes
+
+ENTRIES = [*(("method", m) for m in METHODS), *(("arch", a) for a in ARCHITECTURES)]
+IDS = [f"{owner}:{entry.key}" for owner, entry in ENTRIES]
+
+
+def sentence(text: object) -> bool:
+    return isinstance(text, str) and len(text) > 30 and text.rstrip().endswith(".")
+
+
+@pytest.mark.parametrize("owner, entry", ENTRIES, ids=IDS)
+def test_every_entry_has_complete_metadata(owner: str, entry: Entry):
+    assert entry.name and sentence(entry.summary)
+    for knob in entry.knobs:
+        assert knob.label and knob.help, f"{entry.key}.{knob.name} lacks a label or help"
+    prepared = entry.extra["try_it"]
+    assert set(prepared) == {"config", "why"} and sentence(prepared["why"])
+    if owner == "method":
+        assert entry.category and entry.formula and entry.cost
+        assert sentence(entry.extra["known_for"]) and sentence(entry.extra["struggles_with"])
+        assert entry.extra["known_for"] != entry.extra["struggles_with"]
+    else:
+        assert entry.category
+
+
+@pytest.mark.parametrize("owner, entry", ENTRIES, ids=IDS)
+def test_try_it_selects_the_entry_and_fits_a_short_run(owner: str, entry: Entry):
+    config = RunConfig.parse(entry.extra["try_it"]["config"])
+    assert getattr(config, owner) == entry.key
+    assert config.steps <= 400
+    assert len(config.tasks) >= 2  # a set-up where balancing or sharing matters
+    assert RunConfig.from_query(config.to_query()) == config  # what the Try it link carries
+
+
+@functools.cache
+def _suite(name: str, params: tuple):
+    from mtl_core.suites import build_suite  # torch: only for the training test
+    return build_suite(name, dict(params))
+
+
+@pytest.mark.parametrize("owner, entry", ENTRIES, ids=IDS)
+def test_try_it_trains_three_steps(owner: str, entry: Entry):
+    from mtl_core.trainer import Trainer
+
+    config = RunConfig.parse(entry.extra["try_it"]["config"]).model_copy(
+        update={"steps": 3, "eval_every": 3, "device": "cpu"})
+    trainer = Trainer(config, suite=_suite(config.suite, tuple(sorted(config.suite_params.items()))))
+    records = list(trainer.run())
+    assert trainer.status == "done", trainer.message
+    assert len(records) == 3
+
+
+def test_the_map_holds_every_method_and_architecture_exactly_once():
+    nodes = taxonomy_nodes()
+    methods = [node.key for node in nodes if node.kind == "method"]
+    archs = [node.key for node in nodes if node.kind == "architecture"]
+    assert sorted(methods) == sorted(METHODS.keys())
+    assert sorted(archs) == sorted(ARCHITECTURES.keys())
+    assert len({node.id for node in nodes}) == len(nodes)
+    ids = {node.id for node in nodes}
+    assert all(node.parent in ids for node in nodes if node.parent)  # one connected tree
+    described = [node for node in nodes if node.kind == "described"]
+    assert len(described) == len(DESCRIBED_ONLY)
+    assert all("described only" in node.label for node in described)
+
+
+def test_the_map_figure_draws_every_node_once():
+    nodes = taxonomy_nodes()
+    trace = taxonomy_figure(nodes).data[0]
+    assert list(trace.ids) == [node.id for node in nodes]
+    labels = list(trace.labels)
+    for entry in (*METHODS, *ARCHITECTURES):
+        assert labels.count(entry.name) == 1, entry.name
