@@ -8,7 +8,6 @@ stop polling when it ends.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pandas as pd
@@ -22,18 +21,12 @@ from mtl_core.store import TERMINAL, RunInfo, Store
 from mtl_core.suites import SUITES
 from pages._charts import draw, sharing_panel
 from pages._entry import through_app
+from pages._polling import DIAGNOSTICS_POLL_S, POLL_S
 from pages._resources import job_manager, run_store
 from pages._widgets import clear_form, config_form, method_explanation
 
 through_app()
 
-# How often a live run is redrawn: status, loss and metrics every POLL_S; cosines, weights and
-# gradient norms (they change with the probes) half as often. Each redraw costs the server and
-# the browser CPU the worker could train with. On a 2-core machine, where all three share two
-# cores, benchmarks/ui_overhead.py measured training at 0.57-0.67x of a headless run with 0.5 s
-# and 0.72-0.84x with 1 s.
-POLL_S = 0.5 if (os.cpu_count() or 1) >= 4 else 1.0
-DIAGNOSTICS_POLL_S = 3 * POLL_S  # seven charts: the costliest redraw, and they change only with probes
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                 "done": ":material/check_circle:", "stopped": ":material/stop_circle:",
                 "diverged": ":material/warning:", "failed": ":material/error:",

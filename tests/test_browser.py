@@ -19,6 +19,7 @@ from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
 from mtl_core.config import RunConfig
 from mtl_core.store import TERMINAL, Store
 from mtl_core.worker import execute_run
+from pages._polling import POLL_S
 
 pytestmark = pytest.mark.browser
 
@@ -116,7 +117,7 @@ def test_live_dashboard_in_chromium(served):
             # The curves keep coming.
             page.wait_for_timeout(1000)
             before = steps_done(page)
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(1000 * POLL_S + 500)  # at least one poll of the live view
             after = steps_done(page)
 
             # Responsive while training: an expander opens (the browser's event loop is free)
@@ -151,7 +152,7 @@ def test_live_dashboard_in_chromium(served):
             browser.close()
 
     print(f"\nfirst curve after Train (warm worker): {first_curve_s:.2f} s"
-          f"\nsteps counter: {before} -> {after} in 1.5 s"
+          f"\nsteps counter: {before} -> {after} in {POLL_S + 0.5:.1f} s (the page polls every {POLL_S:g} s)"
           f"\nexpander opens while training: {expander_s * 1000:.0f} ms"
           f"\nsetting -> server -> URL while training: {round_trip_s * 1000:.0f} ms"
           f"\nStop -> status '{status}' in the store: {stop_s:.2f} s")
