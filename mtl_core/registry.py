@@ -191,6 +191,12 @@ class ArchInfo(Entry):
     category: str  # "hard sharing", "soft sharing", "baseline", ...
 
 
+# The two per-step costs every gradient method states (its MethodInfo.cost names its default first).
+JACOBIAN_COST = "T backward passes (Jacobian)"
+FEATURES_COST = ("T backward passes through the task heads (gradients on the shared representation) "
+                 "+ 1 backward pass")
+
+
 @dataclass(frozen=True, kw_only=True)
 class MethodInfo(Entry):
     kind: Literal["weighting", "aggregation"]

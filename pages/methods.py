@@ -13,7 +13,7 @@ import streamlit as st
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
-from mtl_core.registry import ArchInfo, Entry, Knob, MethodInfo
+from mtl_core.registry import JACOBIAN_COST, ArchInfo, Entry, Knob, MethodInfo
 from pages._entry import through_app
 
 through_app()
@@ -27,9 +27,9 @@ def cost_class(method: MethodInfo) -> str:
     """How expensive a step is with the method's default settings, in three classes. The cost text
     names the default first ("MGDA-UB (default): ...; exact: ...")."""
     default = method.cost.split(";")[0]
-    if "T backward" not in default:
-        return ONE_PASS
-    return JACOBIAN if "Jacobian" in default else PARTIAL
+    if JACOBIAN_COST in default:
+        return JACOBIAN
+    return PARTIAL if "T backward" in default else ONE_PASS  # GradNorm's, MGDA-UB's partial passes
 
 
 def knob_range(knob: Knob) -> str:

@@ -3,11 +3,7 @@ IMTL-G, Nash-MTL): the update is a weighted sum of the task gradients."""
 
 from __future__ import annotations
 
-from mtl_core.registry import Knob, MethodInfo, Paper
-
-_JACOBIAN = "T backward passes (Jacobian)"
-_FEATURES = ("T backward passes through the task heads (gradients on the shared representation) "
-             "+ 1 backward pass")
+from mtl_core.registry import FEATURES_COST, JACOBIAN_COST, Knob, MethodInfo, Paper
 
 ENTRIES: tuple[MethodInfo, ...] = (
     MethodInfo(
@@ -19,7 +15,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
                 "direction that descends every task at once, or stops at a Pareto-stationary point.",
         formula=(r"w^\star = \arg\min_{w \in \Delta^{T}} \Big\lVert \sum_{t=1}^{T} w_t\, g_t \Big\rVert^2,"
                  r"\qquad d = \sum_{t=1}^{T} w^\star_t\, g_t"),
-        cost=f"MGDA-UB (default): {_FEATURES}; exact: {_JACOBIAN}",
+        cost=f"MGDA-UB (default): {FEATURES_COST}; exact: {JACOBIAN_COST}",
         factory="mtl_core.aggregation.mgda:MGDA",
         knobs=(
             Knob(name="variant", label="Variant", kind="choice", default="ub", choices=("ub", "exact"),
@@ -60,7 +56,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
                  r"D = \begin{bmatrix} g_1 - g_t \end{bmatrix}_{t \ge 2},\ "
                  r"U = \begin{bmatrix} u_1 - u_t \end{bmatrix}_{t \ge 2},\ u_t = \frac{g_t}{\lVert g_t \rVert};"
                  r"\qquad d = \sum_{t=1}^{T} \alpha_t\, g_t"),
-        cost=f"features (default): {_FEATURES}; parameters: {_JACOBIAN}",
+        cost=f"features (default): {FEATURES_COST}; parameters: {JACOBIAN_COST}",
         factory="mtl_core.aggregation.imtl_g:IMTLG",
         knobs=(
             Knob(name="gradients", label="Gradients on", kind="choice", default="features",
@@ -95,7 +91,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
                  r" = g_0 + \frac{c\lVert g_0\rVert}{\lVert g_w\rVert}\, g_w,\quad "
                  r"w = \arg\min_{w \in \Delta^{T}} g_w^{\top} g_0 + c\lVert g_0\rVert \lVert g_w\rVert,"
                  r"\quad g_0 = \tfrac{1}{T}\sum_t g_t;\qquad \text{update} = \frac{T\, d}{1 + c^2}"),
-        cost=_JACOBIAN,
+        cost=JACOBIAN_COST,
         factory="mtl_core.aggregation.cagrad:CAGrad",
         knobs=(
             Knob(name="c", label="Ball radius c", default=0.5, low=0.0, high=1.5,
@@ -132,7 +128,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
         formula=(r"d = \sum_{t=1}^{T} w_t\, g_t,\quad w_t\,(G w)_t = 1,\ w > 0,\ \ "
                  r"G = \frac{J J^{\top}}{\lVert J J^{\top} \rVert_F};\qquad "
                  r"d \leftarrow d \cdot \min\!\Big(1, \frac{\text{max\_norm}}{\lVert d \rVert}\Big)"),
-        cost=_JACOBIAN,
+        cost=JACOBIAN_COST,
         factory="mtl_core.aggregation.nash_mtl:NashMTL",
         knobs=(
             Knob(name="update_weights_every", label="Recompute weights every", kind="int", default=1,

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from mtl_core.registry import Knob, MethodInfo, Paper
-
-_JACOBIAN = "T backward passes (Jacobian)"
+from mtl_core.registry import FEATURES_COST, JACOBIAN_COST, Knob, MethodInfo, Paper
 
 # Aligned-MTL and its UB variant share their paper and their one knob.
 _ALIGNED_PAPER = Paper(authors="Senushkin, Patakin, Kuznetsov & Konushin",
@@ -25,7 +23,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
         formula=(r"g_i^{\mathrm{PC}} \leftarrow g_i^{\mathrm{PC}} - \frac{\min(g_i^{\mathrm{PC}} \cdot g_j,\ 0)}"
                  r"{\lVert g_j \rVert^2}\, g_j \quad (j \neq i \text{ in random order}), \qquad "
                  r"d = \sum_{i=1}^{T} g_i^{\mathrm{PC}}"),
-        cost=_JACOBIAN,
+        cost=JACOBIAN_COST,
         factory="mtl_core.aggregation.pcgrad:PCGrad",
         paper=Paper(authors="Yu, Kumar, Gupta, Levine, Hausman & Finn",
                     title="Gradient Surgery for Multi-Task Learning", venue="NeurIPS", year=2020,
@@ -52,7 +50,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
                  r"M_t = \mathbb{I}[\mathcal{P} > U]\,\mathbb{I}[g_t > 0] + \mathbb{I}[\mathcal{P} < U]\,"
                  r"\mathbb{I}[g_t < 0],\quad U \sim \mathcal{U}(0, 1),\qquad "
                  r"d = \sum_{t=1}^{T} \big(\ell + (1 - \ell) M_t\big) \odot g_t"),
-        cost=_JACOBIAN,
+        cost=JACOBIAN_COST,
         factory="mtl_core.aggregation.graddrop:GradDrop",
         knobs=(
             Knob(name="leak", label="Leak ℓ", default=0.0, low=0.0, high=1.0,
@@ -87,7 +85,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
                  r"{\lVert g_j \rVert \sqrt{1 - \hat\phi_{ij}^2}}\, g_j, \qquad "
                  r"\hat\phi_{ij} \leftarrow (1 - \beta)\,\hat\phi_{ij} + \beta\,\phi_{ij}, \qquad "
                  r"d = \sum_{i=1}^{T} g_i"),
-        cost=_JACOBIAN,
+        cost=JACOBIAN_COST,
         factory="mtl_core.aggregation.gradvac:GradVac",
         knobs=(
             Knob(name="beta", label="EMA rate β", default=0.01, low=1e-4, high=1.0, log=True,
@@ -119,7 +117,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
         summary="Replace the task gradients by the nearest set whose principal components are all equally strong (condition number 1), then add them up.",
         formula=(r"J J^\top = V \Lambda V^\top,\qquad B = \sqrt{\lambda_{\min}}\; V \Lambda^{-1/2} V^\top,"
                  r"\qquad d = \mathbf{1}^\top B J"),
-        cost=_JACOBIAN,
+        cost=JACOBIAN_COST,
         factory="mtl_core.aggregation.aligned_mtl:AlignedMTL",
         knobs=(_ALIGNED_SCALE,),
         paper=_ALIGNED_PAPER,
@@ -145,7 +143,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
         formula=(r"Z Z^\top = V \Lambda V^\top \ (Z = \partial \mathcal{L} / \partial \text{features}),\qquad "
                  r"w = \sqrt{\lambda_{\min}}\; V \Lambda^{-1/2} V^\top \mathbf{1},\qquad "
                  r"\mathcal{L} = \sum_t w_t \mathcal{L}_t"),
-        cost="T backward passes to the shared representation + 1 backward pass",
+        cost=FEATURES_COST,
         factory="mtl_core.aggregation.aligned_mtl:AlignedMTLUB",
         knobs=(_ALIGNED_SCALE,),
         paper=_ALIGNED_PAPER,
@@ -170,7 +168,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
         formula=(r"d = \frac{1}{T}\sum_{i=1}^{T} \pi_J(g_i),\qquad "
                  r"\pi_J(g) = \operatorname*{arg\,min}_{x:\ J x \ge 0} \lVert x - g \rVert^2 = J^\top v,\quad "
                  r"v = \operatorname*{arg\,min}_{v \ge e_i} v^\top J J^\top v"),
-        cost=_JACOBIAN,
+        cost=JACOBIAN_COST,
         factory="mtl_core.aggregation.upgrad:UPGrad",
         paper=Paper(authors="Quinton & Rey", title="Jacobian Descent for Multi-Objective Optimization",
                     venue="arXiv", year=2024, arxiv="2406.16232"),
@@ -194,7 +192,7 @@ ENTRIES: tuple[MethodInfo, ...] = (
         summary="Step along the direction at the same angle to every task gradient, as far as their projections on it add up to.",
         formula=(r"U = \Big[\tfrac{g_i}{\lVert g_i \rVert}\Big]_{i=1}^{T},\qquad \hat d = \frac{U^{+}\mathbf{1}}"
                  r"{\lVert U^{+}\mathbf{1} \rVert},\qquad d = \Big(\sum_{i=1}^{T} g_i^\top \hat d\Big)\, \hat d"),
-        cost=_JACOBIAN,
+        cost=JACOBIAN_COST,
         factory="mtl_core.aggregation.conflict_free:ConFIG",
         paper=Paper(authors="Liu, Chu & Thuerey",
                     title="ConFIG: Towards Conflict-free Training of Physics Informed Neural Networks",
