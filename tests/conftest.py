@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 
+from benchmarks.served_app import served_app
+
 
 @pytest.fixture
 def mtl_store(tmp_path, monkeypatch):
@@ -15,3 +17,15 @@ def mtl_store(tmp_path, monkeypatch):
     st.cache_resource.clear()
     yield path
     st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app served (``streamlit run app.py``) on a free port with its own store, for a browser
+    test module; yields (url, store path)."""
+    store_path = tmp_path_factory.mktemp("store") / "mtl.db"
+    try:
+        with served_app(store_path, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
+            yield url, store_path
+    except RuntimeError as error:
+        pytest.fail(str(error))

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
+from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT
 from mtl_core.config import RunConfig
 from mtl_core.store import TERMINAL, Store
 from mtl_core.worker import execute_run
@@ -38,17 +38,6 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
                 allow_module_level=True)
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The app on a free port with its own store; yields (url, store path)."""
-    store_path = tmp_path_factory.mktemp("store") / "mtl.db"
-    try:
-        with served_app(store_path, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
-            yield url, store_path
-    except RuntimeError as error:
-        pytest.fail(str(error))
 
 
 def train_url(url: str, config: RunConfig) -> str:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
+from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
@@ -44,17 +44,6 @@ STEPS = (
     ("Compare", "/train", "Train", "cagrad"),
     ("See sharing", "/sharing", "Sharing", None),
 )
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The app on a free port with its own store; yields (url, store path)."""
-    store_path = tmp_path_factory.mktemp("store") / "mtl.db"
-    try:
-        with served_app(store_path, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
-            yield url, store_path
-    except RuntimeError as error:
-        pytest.fail(str(error))
 
 
 def main(page):
