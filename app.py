@@ -14,9 +14,12 @@ st.set_page_config(page_title="MTL Playground", page_icon=":material/hub:", layo
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("pages/gradient_lab.py", title="Gradient lab", icon=":material/call_split:", url_path="gradient-lab"),
     st.Page("pages/sharing.py", title="Sharing", icon=":material/account_tree:", url_path="sharing"),
+    st.Page("pages/affinity.py", title="Task affinity", icon=":material/hub:", url_path="affinity"),
     st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:", url_path="methods"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
 ]
 page = st.navigation(PAGES)
 

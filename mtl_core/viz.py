@@ -57,6 +57,27 @@ def color_scale(colors: Mapping[str, str], tasks: Sequence[str] | None = None) -
     return alt.Scale(domain=domain, range=[colors[task] for task in domain])
 
 
+# Methods are not tasks: they get their own palette, so a method's colour never reads as a task's.
+# Paul Tol's "muted" and "light" schemes (colour-blind safe), with equal weighting, the baseline
+# every comparison starts from, in neutral dark grey.
+_METHOD_PALETTE: tuple[str, ...] = (
+    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
+    "#AA4499", "#77AADD", "#EE8866", "#EEDD88", "#FFAABB", "#99DDFF", "#44BB99", "#BBCC33",
+    "#AAAA00", "#6699CC", "#997700", "#EE99AA",
+)
+BASELINE_GREY = "#555555"
+
+
+def method_colors() -> dict[str, str]:
+    """Method key -> colour, by the method's place in the registry (the same on every page)."""
+    from mtl_core.methods import METHODS
+
+    others = [key for key in METHODS.keys() if key != "ew"]
+    colors = {"ew": BASELINE_GREY}
+    colors.update({key: _METHOD_PALETTE[i % len(_METHOD_PALETTE)] for i, key in enumerate(others)})
+    return colors
+
+
 # --- data shaping -------------------------------------------------------------------------------
 
 def downsample(df: pd.DataFrame, max_points: int = DEFAULT_MAX_POINTS, *,

@@ -1,0 +1,6 @@
+"""Task affinity page (being built)."""
+
+import streamlit as st
+
+st.title("Task affinity")
+st.info("This page is being built.")
