@@ -31,3 +31,10 @@ def sharing_panel(matrices: pd.DataFrame, step: int, *, caption: str | None = No
         for column, name in zip(st.columns(2), names[row: row + 2], strict=False):
             draw(column, sharing_viz.snapshot_heatmap(snapshots[name], name))
     return True
+
+
+def draw_plotly(where, figure, *, stretch: bool = True, **kwargs) -> object:
+    """Place a plotly figure: every page's plotly charts go through here, so they share one
+    toolbar and export set-up. Extra keyword arguments (``key``, ``on_select``...) pass through."""
+    return where.plotly_chart(figure, width="stretch" if stretch else "content",
+                              config={"displaylogo": False}, **kwargs)
