@@ -9,24 +9,30 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages import _presentation as presentation
+
 st.set_page_config(page_title="MTL Playground", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
-    st.Page("pages/gradient_lab.py", title="Gradient lab", icon=":material/call_split:", url_path="gradient-lab"),
+    st.Page("pages/gradient_lab.py", title="Gradient lab", icon=":material/call_split:", url_path="gradient_lab"),  # the file's name: see pages/_entry.py
     st.Page("pages/sharing.py", title="Sharing", icon=":material/account_tree:", url_path="sharing"),
     st.Page("pages/affinity.py", title="Task affinity", icon=":material/hub:", url_path="affinity"),
     st.Page("pages/methods.py", title="Methods", icon=":material/menu_book:", url_path="methods"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
 ]
-page = st.navigation(PAGES)
-
-with st.sidebar:
-    st.markdown("### MTL Playground")
-    st.caption("Multi-task learning trains one network on several tasks at once, so that what "
-               "one task learns can help the others — or get in their way.")
+presentation.adopt_url_switch()  # before the page runs: the page owns its query string
+page = st.navigation(PAGES, position=presentation.navigation_position())
 
 st.html(Path(__file__).with_name("assets").joinpath("app.css"))
+if presentation.presenting():
+    presentation.exit_bar()
+else:
+    with st.sidebar:
+        st.markdown("### MTL Playground")
+        st.caption("Multi-task learning trains one network on several tasks at once, so that what "
+                   "one task learns can help the others — or get in their way.")
+        presentation.enter_button()
 page.run()

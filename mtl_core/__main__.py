@@ -1,4 +1,4 @@
-"""The command line: ``python -m mtl_core run | list | export``.
+"""The command line: ``python -m mtl_core run | sweep | list | export``.
 
 ``run`` trains in this process (no worker) and writes to the same store the app reads, so a run
 started here shows up on the app's Runs page, live. Mistakes in the input end with one line on
@@ -8,6 +8,7 @@ Examples::
 
     python -m mtl_core run --suite synthetic --method ew --steps 300 --param suite.correlation=0.9
     python -m mtl_core run --config run-12.json --seed 3 --json
+    python -m mtl_core sweep --suite multidigits --methods ew,pcgrad --seeds 0,1,2 --steps 200
     python -m mtl_core list
     python -m mtl_core export 12 13 --csv --out runs.csv
 """
@@ -45,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m mtl_core", description="MTL Playground from the command line.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,list,export}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,list,export}")
 
     run = commands.add_parser("run", help="train one run in this process and store its records")
     run.add_argument("--config", metavar="FILE", help="a run's config JSON (e.g. from the Runs page); "
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON line of results on stdout")
     run.add_argument("--store", metavar="PATH", help="run store (default: $MTL_STORE or ./runs/mtl.db)")
 
+    _add_sweep_parser(commands)
+
     listing = commands.add_parser("list", help="show the stored runs")
     listing.add_argument("--json", action="store_true", help="one JSON object per run, as a list")
     listing.add_argument("--store", metavar="PATH")
@@ -90,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "list": cmd_list, "export": cmd_export}[args.command](args)
+        return {"run": cmd_run, "sweep": cmd_sweep, "list": cmd_list,
+                "export": cmd_export}[args.command](args)
     except (UsageError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -229,6 +233,98 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
         self.text = ""
+
+
+# --- sweep ----------------------------------------------------------------------------------------
+
+def _add_sweep_parser(commands: Any) -> None:
+    sweep = commands.add_parser("sweep", help="train a grid (methods x archs x seeds) with worker "
+                                "processes, plus the STL baselines, and print the results table")
+    sweep.add_argument("--config", metavar="FILE", help="a config JSON for the shared settings")
+    sweep.add_argument("--suite", help="task suite, e.g. multidigits")
+    sweep.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
+    sweep.add_argument("--methods", required=True, help="comma-separated methods, e.g. ew,pcgrad,mgda")
+    sweep.add_argument("--archs", default="hps", help="comma-separated architectures (default: hps)")
+    sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    sweep.add_argument("--workers", type=int, help="worker processes at once (default: one per core; "
+                       "each gets cores / workers torch threads)")
+    sweep.add_argument("--no-baselines", action="store_true", dest="no_baselines",
+                       help="do not train missing STL baselines (no delta-m for their runs)")
+    sweep.add_argument("--steps", type=int, help="optimiser steps per run")
+    sweep.add_argument("--lr", type=float, help="learning rate")
+    sweep.add_argument("--optimizer", help="adam or sgd")
+    sweep.add_argument("--batch-size", type=int, dest="batch_size")
+    sweep.add_argument("--eval-every", type=int, dest="eval_every")
+    sweep.add_argument("--probe-every", type=int, dest="probe_every")
+    sweep.add_argument("--snapshot-every", type=int, dest="snapshot_every")
+    sweep.add_argument("--device", help="auto, cpu, cuda or mps")
+    sweep.add_argument("--param", action="append", default=[], metavar="GROUP.KNOB=VALUE",
+                       help="a knob of the suite, or of the first arch or method listed (repeatable)")
+    sweep.add_argument("--json", action="store_true", help="print one JSON object of results on stdout")
+    sweep.add_argument("--store", metavar="PATH", help="run store (default: $MTL_STORE or ./runs/mtl.db)")
+    sweep.set_defaults(arch=None, method=None, seed=None)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mtl_core import sweep as sweeps
+    from mtl_core.baselines import missing_baselines
+
+    first_method = args.methods.split(",")[0].strip()
+    first_arch = args.archs.split(",")[0].strip()
+    base = config_from_args(argparse.Namespace(**{
+        **vars(args), "method": args.method or (first_method or None),
+        "arch": args.arch or (first_arch or None)}))
+    grid = sweeps.make_grid(base, args.methods, args.archs, args.seeds)
+    configs = grid.configs()
+    store = _open_store(args.store)
+    baselines = [] if args.no_baselines else missing_baselines(store, configs)
+    total = len(configs) + len(baselines)
+    workers = args.workers if args.workers is not None else sweeps.default_workers(total)
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {workers})")
+    print(f"sweep: {len(configs)} runs + {len(baselines)} STL baselines on {workers} worker"
+          f"{'s' * (workers != 1)}, store {store.path}", file=sys.stderr)
+    seen: set[int] = set()
+
+    def progress(ids: list[int]) -> None:
+        for run_id in ids:
+            info = store.get_run(run_id)
+            if info is not None and info.status not in ("queued", "running") and run_id not in seen:
+                seen.add(run_id)
+                print(f"[{len(seen)}/{len(ids)}] run {run_id} {info.config.method} · {info.config.arch} "
+                      f"seed {info.config.seed}: {info.status} ({info.device})", file=sys.stderr)
+
+    started = time.monotonic()
+    try:
+        ids = sweeps.run_grid([*baselines, *configs], store_path=store.path, workers=workers,
+                              on_progress=progress)
+    except KeyboardInterrupt:
+        print("sweep interrupted; the finished runs are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    seconds = time.monotonic() - started
+    summaries = sweeps.run_summaries(store, ids[len(baselines):])
+    summaries = sweeps.with_delta_m(summaries, sweeps.baseline_metrics(store, summaries))
+    table = sweeps.results_table(summaries)
+    failed = int((summaries["status"] != "done").sum())
+    if args.json:
+        result = {"seconds": round(seconds, 3), "workers": workers, "run_ids": ids[len(baselines):],
+                  "baseline_run_ids": ids[:len(baselines)],
+                  "runs": [_finite(_plain(row)) for row in summaries.to_dict(orient="records")],
+                  "table": [_finite(_plain(row)) for row in table.to_dict(orient="records")]}
+        print(json.dumps(result, allow_nan=False, default=str), flush=True)
+    else:
+        print(sweeps.format_table(table, summaries))
+        print(sweeps.BASELINE_NOTE)
+        print(f"{len(ids)} runs in {seconds:.1f} s", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row as JSON-ready values (tuples of tasks as lists, pandas' NA as None)."""
+    import pandas as pd
+
+    return {key: (list(value) if isinstance(value, tuple) else None if value is pd.NA else value)
+            for key, value in row.items()}
 
 
 # --- list and export -------------------------------------------------------------------------------

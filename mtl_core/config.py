@@ -51,6 +51,8 @@ class RunConfig(BaseModel):
                              description="Gradient diagnostics every N steps (0: never).")
     snapshot_every: int = Field(50, ge=0, le=1_000_000,
                                 description="Sharing snapshot every N steps (0: never).")
+    affinity_every: int = Field(0, ge=0, le=1_000_000,
+                                description="Lookahead task affinity (TAG) every N steps (0: never).")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 

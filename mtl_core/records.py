@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+# Matrices the trainer records about the tasks' gradients; every other stored matrix is a
+# sharing snapshot of the architecture.
+GRADIENT_MATRICES = frozenset({"cosine", "affinity"})
+
 
 @dataclass
 class StepRecord:
@@ -23,6 +27,8 @@ class StepRecord:
     cosine: list[list[float]] | None = None
     update_norm: float | None = None  # norm of the shared parameters' update direction
     cos_update: dict[str, float] | None = None  # cos(update, g_t)
+    layer_cosine: dict[str, dict[str, float]] | None = None  # layer -> pair -> cosine, mtl_core.conflict
+    affinity: list[list[float]] | None = None  # lookahead affinity Z[i][j] (TAG), mtl_core.affinity
     val: dict[str, dict[str, float]] | None = None  # task -> {"loss": .., "<metric>": ..}
     snapshot: dict[str, pd.DataFrame] | None = None
     message: str | None = None  # set on the step where the method's message (a fallback) changed

@@ -12,7 +12,10 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from mtl_core.records import GRADIENT_MATRICES
+
 SHARED_GREY = "#7f7f7f"
+LABEL_GREY = "#767676"
 # Edge kinds of mtl_core.architectures.diagram, drawn so a reader tells them apart without a key.
 _EDGE_DASH = {"data": [1, 0], "select": [2, 3], "mix": [1, 0], "penalty": [6, 4], "optional": [3, 3]}
 _ROLE_SHAPE = {"input": "circle", "output": "circle", "gate": "diamond", "mixing": "diamond",
@@ -68,7 +71,9 @@ def diagram_chart(structure: Mapping[str, Any], colors: Mapping[str, str], *,
         tooltip=[alt.Tooltip("label:N", title="Block"), alt.Tooltip("role:N", title="Kind"),
                  alt.Tooltip("task:N", title="Belongs to")],
     )
-    labels = alt.Chart(nodes).mark_text(dy=-18, fontSize=11).encode(x=x, y=y, text="label:N")
+    # Vega's default black text vanished on Streamlit's dark theme, and a pure function cannot
+    # know the theme: this grey has a contrast of 4.5:1 on white and 4.1:1 on the dark background.
+    labels = alt.Chart(nodes).mark_text(dy=-18, fontSize=12, color=LABEL_GREY).encode(x=x, y=y, text="label:N")
     return alt.layer(lines, marks, labels).properties(height=height)
 
 
@@ -119,16 +124,16 @@ def snapshot_heatmap(frame: pd.DataFrame, name: str, *, height: int | None = Non
 
 
 def snapshot_names(matrices: pd.DataFrame) -> list[str]:
-    """The sharing snapshots a run recorded (every matrix but the gradient cosines), in first-seen order."""
+    """The sharing snapshots a run recorded (every matrix but the gradient ones), in first-seen order."""
     if matrices.empty:
         return []
-    return list(dict.fromkeys(name for name in matrices["name"] if name != "cosine"))
+    return list(dict.fromkeys(name for name in matrices["name"] if name not in GRADIENT_MATRICES))
 
 
 def snapshot_at(matrices: pd.DataFrame, step: int) -> dict[str, pd.DataFrame]:
     """Each snapshot as recorded at ``step`` (or the latest before it)."""
     found: dict[str, pd.DataFrame] = {}
-    part = matrices[(matrices["name"] != "cosine") & (matrices["step"] <= step)].sort_values("step", kind="stable")
+    part = matrices[~matrices["name"].isin(GRADIENT_MATRICES) & (matrices["step"] <= step)].sort_values("step", kind="stable")
     for name, value in zip(part["name"], part["value"], strict=True):
         found[name] = value
     return found

@@ -214,6 +214,30 @@ class Store:
         values["config"] = _load_config(values["config"])
         return RunInfo(**values)
 
+    def run_infos(self, statuses: Iterable[str] | None = None) -> list[RunInfo]:
+        """Every run (or those with one of ``statuses``), oldest first, configs parsed."""
+        chosen = list(statuses) if statuses is not None else list(STATUSES)
+        if not chosen:
+            return []
+        rows = self._conn().execute(
+            f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE status IN "
+            f"({', '.join('?' * len(chosen))}) ORDER BY id", chosen).fetchall()
+        infos = []
+        for row in rows:
+            values = dict(zip(_RUN_COLUMNS, row, strict=True))
+            values["config"] = _load_config(values["config"])
+            infos.append(RunInfo(**values))
+        return infos
+
+    def runs_with_config(self, config: RunConfig, statuses: Sequence[str] = STATUSES) -> list[int]:
+        """Ids of the runs of exactly this configuration with one of ``statuses``, newest first
+        (a study that reuses finished runs asks this for each run it needs)."""
+        marks = ", ".join("?" * len(statuses))
+        rows = self._conn().execute(
+            f"SELECT id FROM runs WHERE config = ? AND status IN ({marks}) ORDER BY id DESC",
+            (config.to_json(indent=None), *statuses)).fetchall()
+        return [int(row[0]) for row in rows]
+
     def list_runs(self) -> pd.DataFrame:
         """Every run, newest first, with its final validation metrics as "<task> <metric>" columns."""
         rows = self._conn().execute(
@@ -368,12 +392,17 @@ def scalar_rows(record: StepRecord) -> Iterator[tuple[int, str, str, str, float 
     for task, metrics in (record.val or {}).items():
         for metric, value in metrics.items():
             yield step, "val", task, metric, _number(value)
+    for layer, pairs in (record.layer_cosine or {}).items():  # split "layer": task = pair, metric = layer
+        for pair, value in pairs.items():
+            yield step, "layer", pair, layer, _number(value)
 
 
 def matrix_rows(record: StepRecord) -> Iterator[tuple[int, str, str]]:
     """(step, name, JSON) for the cosine matrix and each sharing snapshot of a record."""
     if record.cosine is not None:
         yield record.step, "cosine", _dumps([[_number(v) for v in row] for row in record.cosine])
+    if record.affinity is not None:
+        yield record.step, "affinity", _dumps([[_number(v) for v in row] for row in record.affinity])
     for name, frame in (record.snapshot or {}).items():
         yield record.step, name, _encode_frame(frame)
 

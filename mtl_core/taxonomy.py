@@ -8,6 +8,7 @@ as a plotly treemap. Both read the registries, so a new method or architecture a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -88,24 +89,64 @@ def taxonomy_nodes() -> list[TaxonomyNode]:
     return nodes
 
 
-# Colours by kind: built things in the app's blues and greens, described-only in grey.
-KIND_COLORS = {"root": "#f0f2f6", "branch": "#dbe4f0", "method": "#4c78a8",
-               "architecture": "#54a24b", "described": "#bab0ac"}
+# Colours by kind: built things in blues and greens, described-only in grey, each with the text
+# colour that reads on it. The figure brings its own text colours because Streamlit's plotly theme
+# sets a dark page's text to white, which vanished on the light root and family tiles.
+KIND_COLORS = {"root": "#e4e9f0", "branch": "#cdd8e6", "method": "#3b6ea5",
+               "architecture": "#2e7d32", "described": "#b5aca7"}
+KIND_TEXT = {"root": "#1f2a36", "branch": "#1f2a36", "method": "white", "architecture": "white",
+             "described": "#1f2a36"}
+# Tile areas: an architecture's name is long ("Multi-gate Mixture-of-Experts"), and at the area of
+# a method's tile plotly shrank it to a few pixels; twice the area keeps it readable.
+KIND_AREA = {"method": 1.0, "architecture": 2.0, "described": 1.5}
+# A survey part with nothing built here (task relationship learning) would be a sliver at the
+# bottom of the map: its only, described-only, idea gets the area of a small family.
+ALONE_AREA = 5.0
+LABEL_FONT_SIZE = 18  # the largest; plotly shrinks a label only where its tile is too small
+WRAP_AT = 12  # characters per line of a leaf's label
 
 
-def taxonomy_figure(nodes: list[TaxonomyNode] | None = None, *, height: int = 560) -> go.Figure:
+def tile_label(label: str, width: int = WRAP_AT) -> str:
+    """A leaf's label as its tile shows it: a name with an acronym, "Multi-gate Mixture-of-Experts
+    (MMoE)", by its acronym (the hover gives the full name), and broken into lines of about
+    ``width`` characters (plotly's "<br>") so that it fills the tile's height instead of shrinking
+    to fit its width."""
+    acronym = re.fullmatch(r".{12,}\(([A-Za-z0-9-]+)\)", label)
+    if acronym and any(ch.isupper() for ch in acronym.group(1)):
+        label = acronym.group(1)
+    lines: list[str] = []
+    for word in label.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
+def tile_areas(nodes: list[TaxonomyNode]) -> list[float]:
+    """Each node's own area (branches 0: plotly adds their children's)."""
+    children: dict[str, int] = {}
+    for node in nodes:
+        children[node.parent] = children.get(node.parent, 0) + 1
+    return [ALONE_AREA if node.kind == "described" and children[node.parent] == 1
+            else KIND_AREA.get(node.kind, 0.0) for node in nodes]
+
+
+def taxonomy_figure(nodes: list[TaxonomyNode] | None = None, *, height: int = 620) -> go.Figure:
     """The map as a treemap: click a family to zoom in (plotly's own interaction), hover a leaf
     for its one-line summary."""
     nodes = taxonomy_nodes() if nodes is None else nodes
     figure = go.Figure(go.Treemap(
         ids=[node.id for node in nodes],
-        labels=[node.label for node in nodes],
+        labels=[tile_label(node.label) if node.kind in KIND_AREA else node.label for node in nodes],
         parents=[node.parent for node in nodes],
-        customdata=[[node.kind, node.key, node.note] for node in nodes],
+        values=tile_areas(nodes),
+        branchvalues="remainder",
+        customdata=[[node.kind, node.key, node.note, node.label] for node in nodes],
         marker={"colors": [KIND_COLORS[node.kind] for node in nodes]},
-        hovertemplate="<b>%{label}</b><br>%{customdata[2]}<extra></extra>",
-        textfont={"size": 13},
-        tiling={"pad": 2},
+        textfont={"size": LABEL_FONT_SIZE, "color": [KIND_TEXT[node.kind] for node in nodes]},
+        hovertemplate="<b>%{customdata[3]}</b><br>%{customdata[2]}<extra></extra>",
+        tiling={"pad": 2, "packing": "binary"},
         maxdepth=4,
     ))
     figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0})

@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mtl_core.affinity import lookahead_affinity, lookahead_steps
 from mtl_core.aggregation import Aggregator, make_aggregator
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.architectures.base import MTLModel
 from mtl_core.config import RunConfig
+from mtl_core.conflict import layer_cosines, layer_groups
 from mtl_core.devices import resolve_device
 from mtl_core.jacobian import (
     cosine_matrix,
@@ -63,6 +65,8 @@ class Trainer:
         self.others = _other_parameters(self.model, self.shared)
 
         self.last_shared = self.model.last_shared_parameters()
+        # Columns of the shared Jacobian by layer, for the per-layer conflict view on probe steps.
+        self.layers = layer_groups(self.model.named_parameters(), self.shared)
 
         method = METHODS[config.method]
         self.weighting: Weighting | None = None
@@ -137,6 +141,9 @@ class Trainer:
     def _step(self, step: int, batch: Tensor, start: float) -> StepRecord | None:
         self.model.train()
         self.batch = batch
+        # Lookahead task affinity (TAG) on this step: the lookaheads replay its random numbers.
+        measure = bool(self.shared) and self.config.affinity_every > 0 and step % self.config.affinity_every == 0
+        rng_state = torch.get_rng_state() if measure else None
         losses = self._losses(batch)
         if not torch.isfinite(losses).all():
             bad = [t for t, value in zip(self.tasks, losses.tolist(), strict=True) if not math.isfinite(value)]
@@ -151,7 +158,7 @@ class Trainer:
         update: Tensor | None = None
         if self.weighting is not None:
             weights = self.weighting.weights(losses, step)
-            if probe:
+            if probe or measure:
                 jacobian = task_jacobian(losses, self.shared)
                 update = weights.detach() @ jacobian
             ((weights * losses).sum() + self.weighting.regularizer() + self.model.regularizer()).backward()
@@ -163,7 +170,7 @@ class Trainer:
             if aggregation.weights is None:
                 raise RuntimeError("a features-space aggregation must return task weights")
             weights = aggregation.weights.detach()
-            if probe:
+            if probe or measure:
                 jacobian = task_jacobian(losses, self.shared)
                 update = weights @ jacobian
             ((weights * losses).sum() + self.model.regularizer()).backward()
@@ -176,6 +183,11 @@ class Trainer:
             update = aggregation.update
             weights = aggregation.weights if aggregation.weights is not None else torch.full_like(losses, math.nan)
             message = aggregation.message
+        affinity = None
+        if measure and jacobian is not None:  # before the step: Z compares theta_t with its lookaheads
+            affinity = lookahead_affinity(self._losses_now, self.shared, losses,
+                                          lookahead_steps(self.optimizer, jacobian.detach()),
+                                          rng_state=rng_state)
         self.optimizer.step()
         if self.weighting is not None:
             self.weighting.after_step(step)
@@ -195,6 +207,10 @@ class Trainer:
             record.cosine = cosine_matrix(jacobian).tolist()
             record.update_norm = update.norm().item()
             record.cos_update = dict(zip(self.tasks, cosine_with(update, jacobian).tolist(), strict=True))
+            if len(self.tasks) > 1:
+                record.layer_cosine = layer_cosines(jacobian.detach(), self.layers, self.tasks)
+        if affinity is not None:
+            record.affinity = affinity.tolist()
         return record
 
     @torch.no_grad()

@@ -36,7 +36,8 @@ OKABE_ITO: tuple[str, ...] = (
 
 # Task *pairs* are not tasks: their lines get greys and dashes, never a task's colour.
 _PAIR_DASHES: tuple[list[int], ...] = ([1, 0], [6, 3], [2, 2], [8, 3, 2, 3], [12, 4], [3, 5])
-_PAIR_GREYS: tuple[str, ...] = ("#333333", "#6f6f6f", "#9a9a9a")
+# Mid greys: readable on a white and on a dark background (#333333 vanished on dark).
+_PAIR_GREYS: tuple[str, ...] = ("#5f5f5f", "#9a9a9a", "#7a7a7a")
 
 STEP_TITLE = "Training step"
 DEFAULT_MAX_POINTS = 400  # per line: more than a chart a few hundred pixels wide can show
@@ -58,24 +59,56 @@ def color_scale(colors: Mapping[str, str], tasks: Sequence[str] | None = None) -
 
 
 # Methods are not tasks: they get their own palette, so a method's colour never reads as a task's.
-# Paul Tol's "muted" and "light" schemes (colour-blind safe), with equal weighting, the baseline
-# every comparison starts from, in neutral dark grey.
+# Eight hues from Paul Tol's colour-blind-safe "bright", "vibrant" and "muted" schemes, picked for
+# mid luminance: each has a contrast of at least 2.8:1 both on white and on Streamlit's dark
+# background (#0e1117), where the light ones of the first cut (#EEDD88, #FFAABB) vanished on white
+# and the dark ones (#332288, #882255) on dark. Eight hues cannot keep 20 methods apart, so the
+# second channel is the line's dash: method i gets hue i mod 8 and dash i div 8. Equal weighting,
+# the baseline every comparison starts from, is a neutral grey.
 _METHOD_PALETTE: tuple[str, ...] = (
-    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
-    "#AA4499", "#77AADD", "#EE8866", "#EEDD88", "#FFAABB", "#99DDFF", "#44BB99", "#BBCC33",
-    "#AAAA00", "#6699CC", "#997700", "#EE99AA",
+    "#4477AA",  # blue
+    "#EE7733",  # orange
+    "#228833",  # green
+    "#EE3377",  # magenta
+    "#009988",  # teal
+    "#AA4499",  # purple
+    "#999933",  # olive
+    "#CC3311",  # red
 )
-BASELINE_GREY = "#555555"
+METHOD_DASHES: tuple[list[int], ...] = ([1, 0], [7, 3], [2, 2])
+BASELINE_GREY = "#777777"
+
+
+def _method_order() -> list[str]:
+    from mtl_core.methods import METHODS
+
+    return [key for key in METHODS.keys() if key != "ew"]  # noqa: SIM118 (a Registry iterates entries)
 
 
 def method_colors() -> dict[str, str]:
     """Method key -> colour, by the method's place in the registry (the same on every page)."""
-    from mtl_core.methods import METHODS
-
-    others = [key for key in METHODS.keys() if key != "ew"]
     colors = {"ew": BASELINE_GREY}
-    colors.update({key: _METHOD_PALETTE[i % len(_METHOD_PALETTE)] for i, key in enumerate(others)})
+    colors.update({key: _METHOD_PALETTE[i % len(_METHOD_PALETTE)] for i, key in enumerate(_method_order())})
     return colors
+
+
+def method_dashes() -> dict[str, list[int]]:
+    """Method key -> the line's dash pattern (vega's strokeDash), the channel that tells apart two
+    methods sharing a hue; equal weighting and the first eight methods are solid."""
+    dashes = {"ew": METHOD_DASHES[0]}
+    dashes.update({key: METHOD_DASHES[(i // len(_METHOD_PALETTE)) % len(METHOD_DASHES)]
+                   for i, key in enumerate(_method_order())})
+    return dashes
+
+
+def method_scales(methods: Sequence[str]) -> tuple[alt.Scale, alt.Scale]:
+    """Altair colour and strokeDash scales that pin each of ``methods`` (registry keys) to its
+    colour and dash: use both on a chart with one line per method, e.g.
+    ``color=alt.Color("method:N", scale=colour)``, ``strokeDash=alt.StrokeDash("method:N", scale=dash)``."""
+    colors, dashes = method_colors(), method_dashes()
+    domain = list(methods)
+    return (alt.Scale(domain=domain, range=[colors[m] for m in domain]),
+            alt.Scale(domain=domain, range=[dashes[m] for m in domain]))
 
 
 # --- data shaping -------------------------------------------------------------------------------
@@ -254,7 +287,7 @@ def update_norm_chart(df: pd.DataFrame, *, x_max: int | None = None,
     """The norm of the shared parameters' update direction: methods differ in scale (DESIGN: each
     keeps its paper's), and a collapsing norm is how a method stalls."""
     part = df[df["metric"] == "update_norm"] if "metric" in df else df
-    return task_lines_chart(part.assign(task="update"), {"update": "#444444"}, log_y=True,
+    return task_lines_chart(part.assign(task="update"), {"update": BASELINE_GREY}, log_y=True,
                             y_title="Update norm (log scale)", title="Update norm (shared parameters)",
                             x_max=x_max, max_points=max_points)
 

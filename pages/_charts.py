@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import altair as alt
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.errors import StreamlitDuplicateElementId
 
-from mtl_core import sharing_viz
+from mtl_core import export, sharing_viz
+from pages._presentation import PLOTLY_FONT_SIZE, presented_spec, presenting
 
 
 def draw(where, chart: alt.TopLevelMixin, *, stretch: bool = True) -> None:
@@ -15,7 +20,34 @@ def draw(where, chart: alt.TopLevelMixin, *, stretch: bool = True) -> None:
     server shares the CPU with the training worker. Streamlit sends the data as Arrow either way."""
     spec = chart.to_dict(validate=False)
     spec.get("config", {}).pop("view", None)  # altair's default 300 px view size: Streamlit sizes
-    where.vega_lite_chart(spec, width="stretch" if stretch else "content")
+    shown = presented_spec(spec) if presenting() else spec
+    where.vega_lite_chart(shown, width="stretch" if stretch else "content")
+    export_buttons(where, spec)
+
+
+def export_buttons(where, spec: dict) -> None:
+    """One click to download the chart as PNG or SVG (large fonts, white background: see
+    mtl_core/export.py). The file is converted only when the button is pressed."""
+    row = where.container(horizontal=True, horizontal_alignment="right", gap="small")
+    stem = export.file_stem(spec)
+    for fmt in ("png", "svg"):
+        _unique_download(row, label=fmt.upper(), data=partial(export.chart_file, spec, fmt),
+                         stem=stem, fmt=fmt, mime="image/png" if fmt == "png" else "image/svg+xml",
+                         help=f"Download this chart as {fmt.upper()} (white background, large fonts).")
+
+
+def _unique_download(where, *, stem: str, fmt: str, **kwargs) -> None:
+    # A button's identity is its label, file name and help: two charts of one title on a page
+    # (or untitled ones) would clash, so the second gets "-2" in its file name, and so on.
+    # Keys are avoided because a polling fragment redraws the same chart every few seconds.
+    for n in range(1, 100):
+        name = f"{stem}.{fmt}" if n == 1 else f"{stem}-{n}.{fmt}"
+        try:
+            where.download_button(file_name=name, on_click="ignore", type="tertiary",
+                                  icon=":material/download:", **kwargs)
+            return
+        except StreamlitDuplicateElementId:
+            continue
 
 
 def sharing_panel(matrices: pd.DataFrame, step: int, *, caption: str | None = None) -> bool:
@@ -35,6 +67,17 @@ def sharing_panel(matrices: pd.DataFrame, step: int, *, caption: str | None = No
 
 def draw_plotly(where, figure, *, stretch: bool = True, **kwargs) -> object:
     """Place a plotly figure: every page's plotly charts go through here, so they share one
-    toolbar and export set-up. Extra keyword arguments (``key``, ``on_select``...) pass through."""
-    return where.plotly_chart(figure, width="stretch" if stretch else "content",
-                              config={"displaylogo": False}, **kwargs)
+    toolbar and export set-up. Extra keyword arguments (``key``, ``on_select``...) pass through;
+    a ``config`` is merged over ours.
+
+    Export: the toolbar's camera button downloads the figure as a PNG at twice its size, named
+    after its title (plotly.js draws it in the browser; an SVG would need kaleido and a Chrome on
+    the server, see mtl_core/export.py for the altair charts)."""
+    title = figure.layout.title.text if figure.layout.title and figure.layout.title.text else ""
+    config = {"displaylogo": False,
+              "toImageButtonOptions": {"format": "png", "scale": 2,
+                                       "filename": export.file_stem({"title": title}, "figure")},
+              **kwargs.pop("config", {})}
+    if presenting():
+        figure = go.Figure(figure).update_layout(font_size=PLOTLY_FONT_SIZE)  # a copy: the caller's stays
+    return where.plotly_chart(figure, width="stretch" if stretch else "content", config=config, **kwargs)

@@ -36,13 +36,18 @@ TRAINING_HELP = {
                    "Costs one backward pass per task on those steps; gradient methods "
                    "compute them every step anyway.",
     "snapshot_every": "Record the architecture's sharing pattern every N steps (0: never).",
+    "affinity_every": "Measure the lookahead task affinity (TAG, Fifty et al. 2021) every N steps "
+                      "(0: never): how a step on each task's gradient alone changes every other "
+                      "task's loss. Costs one forward pass per task on those steps; the Task "
+                      "affinity page shows the result.",
     "seed": "Random seed for data order and initial weights: the same config and seed give the "
             "same curves.",
     "device": "Where the worker trains: 'auto' picks a GPU when there is one, else the CPU.",
 }
 _LABELS = {"optimizer": "Optimizer", "lr": "Learning rate", "batch_size": "Batch size",
            "steps": "Steps", "eval_every": "Evaluate every", "probe_every": "Probe gradients every",
-           "snapshot_every": "Snapshot sharing every", "seed": "Seed", "device": "Device"}
+           "snapshot_every": "Snapshot sharing every", "affinity_every": "Task affinity every",
+           "seed": "Seed", "device": "Device"}
 
 
 def seed_widget(key: str, value: Any) -> str:
@@ -144,7 +149,7 @@ def config_form(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
     with st.expander("Training settings", expanded=False):
         training = {name: _training_widget(name, getattr(config, name))
                     for name in ("optimizer", "lr", "batch_size", "steps", "eval_every",
-                                 "probe_every", "snapshot_every", "seed", "device")}
+                                 "probe_every", "snapshot_every", "affinity_every", "seed", "device")}
     data = {"suite": suite_key, "suite_params": suite_params, "tasks": tuple(tasks),
             "arch": arch_key, "arch_params": arch_params,
             "method": method_key, "method_params": method_params, **training}

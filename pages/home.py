@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from mtl_core.config import RunConfig
+from mtl_core.sweep import Grid
 from mtl_core.taxonomy import ROOT, taxonomy_figure, taxonomy_nodes
+from pages._charts import draw_plotly
 from pages._entry import through_app
-from pages._resources import job_manager
 
 through_app()
 
@@ -17,7 +18,7 @@ FIRST_RUN = RunConfig()
 CONFLICT = RunConfig.parse({"suite": "multidigits", "tasks": ["left", "right"], "method": "ew",
                             "steps": 300, "probe_every": 5})
 SWITCHED = RunConfig.parse(CONFLICT.model_dump() | {"method": "pcgrad", "method_params": {}})
-COMPARED = RunConfig.parse(CONFLICT.model_dump() | {"method": "cagrad", "method_params": {}})
+COMPARED = Grid(CONFLICT, methods=("ew", "pcgrad", "cagrad"), archs=("hps",), seeds=(0, 1))
 SHARING = RunConfig.parse({"suite": "multidigits", "tasks": ["left", "right"], "arch": "mmoe",
                            "steps": 300})
 
@@ -32,18 +33,25 @@ TOUR = (  # (key, title, what it shows)
      "The same set-up with PCGrad, which removes the conflicting part of each task's gradient. "
      "Train it and compare the cosines and accuracies with step 2."),
     ("compare", "Compare",
-     "Trains the same set-up with CAGrad straight away; the **Runs** page then lists it next to "
-     "your PCGrad run from step 3, to open either again."),
+     "The Compare page, set up to train equal weighting, PCGrad and CAGrad on this set-up with two "
+     "seeds each: press **Launch** and watch the table of results and the Pareto plot fill in."),
     ("sharing", "See sharing",
      "The Sharing page draws a Multi-gate Mixture-of-Experts: experts shared by both tasks, a "
      "gate per task. Train it to see what each gate learns."),
 )
 
+TOUR_OPENS = {  # the buttons' help: where each one goes
+    "first": "Opens the Train page with the default demo; nothing trains until you press Train.",
+    "conflict": "Opens the Train page with equal weighting and a gradient probe every 5 steps.",
+    "switch": "Opens the Train page with PCGrad on the same set-up as step 2.",
+    "compare": "Opens the Compare page with a grid of three methods x two seeds on the same set-up; nothing trains until you launch it.",
+    "sharing": "Opens the Sharing page on the MMoE architecture (experts and gates).",
+}
+
 
 def start_step(step: str) -> None:
     if step == "compare":
-        run_id = job_manager().submit(COMPARED, name="Tour: CAGrad")
-        st.switch_page("pages/train.py", query_params=COMPARED.to_query() | {"run": str(run_id)})
+        st.switch_page("pages/compare.py", query_params=COMPARED.to_query())
     if step == "sharing":
         st.session_state.config = SHARING
         st.session_state["sharing.arch"] = SHARING.arch
@@ -67,7 +75,7 @@ with tour_col:
         with st.container(border=True):
             st.markdown(f"**{number}. {title}**")
             st.caption(text)
-            if st.button(title, key=f"home.tour.{key}", width="stretch",
+            if st.button(title, key=f"home.tour.{key}", width="stretch", help=TOUR_OPENS[key],
                          type="primary" if number == 1 else "secondary"):
                 start_step(key)
 
@@ -77,7 +85,7 @@ with map_col:
                "optimisation balances them, task relationship learning finds which tasks belong "
                "together. Blue: methods built here, green: architectures built here, grey: described "
                "only. Click a family to zoom in, the centre to zoom out.")
-    st.plotly_chart(taxonomy_figure(), width="stretch", config={"displayModeBar": False})
+    draw_plotly(st, taxonomy_figure())
 
     st.markdown("**Open a card in the catalogue**")
     nodes = taxonomy_nodes()

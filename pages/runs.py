@@ -91,7 +91,8 @@ def run_actions(store: Store, info: RunInfo) -> None:
         name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
         name = name_col.text_input("Name", value=info.name, key=f"runs.name.{run_id}",
                                    help="A name to find the run by; it changes nothing else.")
-        if button_col.form_submit_button("Rename", width="stretch") and name.strip():
+        if button_col.form_submit_button("Rename", width="stretch",
+                                         help="Save the new name (the run's records stay as they are).") and name.strip():
             store.rename(run_id, name.strip())
             st.rerun()
 
@@ -103,13 +104,14 @@ def run_actions(store: Store, info: RunInfo) -> None:
     else:
         st.warning(f"Delete run {run_id} ({info.name}) and all its records? This cannot be undone.")
         yes, no = st.columns(2)
-        if yes.button("Delete for good", type="primary", key="runs.delete_yes", width="stretch"):
+        if yes.button("Delete for good", type="primary", key="runs.delete_yes", width="stretch",
+                      help="Remove the run and every record of it from the store."):
             store.delete(run_id)
             st.session_state.pop("runs.confirm_delete", None)
             st.session_state.pop(SELECTED, None)
             st.toast(f"Run {run_id} deleted.")
             st.rerun()
-        if no.button("Cancel", key="runs.delete_no", width="stretch"):
+        if no.button("Cancel", key="runs.delete_no", width="stretch", help="Keep the run."):
             st.session_state.pop("runs.confirm_delete", None)
             st.rerun()
 

@@ -9,6 +9,7 @@ from mtl_core import sharing_viz, viz
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.architectures.diagram import structure
 from mtl_core.config import RunConfig
+from mtl_core.records import GRADIENT_MATRICES
 from mtl_core.store import Store
 from mtl_core.suites import SUITES
 from pages._charts import draw, sharing_panel
@@ -87,7 +88,7 @@ def learned_view(store: Store) -> None:
     run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="sharing.run",
                           help="Runs whose architecture learns how to share (newest first).")
     matrices = store.matrices(run_id)
-    steps = sorted(set(matrices.loc[matrices["name"] != "cosine", "step"]))
+    steps = sorted(set(matrices.loc[~matrices["name"].isin(GRADIENT_MATRICES), "step"]))
     if not steps:
         st.info("This run recorded no snapshots yet (snapshot every 0 turns them off).", icon=":material/info:")
         return
@@ -111,7 +112,7 @@ def learned_view(store: Store) -> None:
 
 # --- the page -----------------------------------------------------------------------------------
 
-st.title("Sharing", anchor=False)
+st.header("Sharing", anchor=False)
 st.caption("The survey's first question is *how* tasks share a network: one trunk for all (hard "
            "sharing), a column each with learned mixing or a penalty (soft sharing), experts chosen "
            "by gates, attention, or branches learned per task. Here each is drawn, and the sharing a "

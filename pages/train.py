@@ -20,9 +20,11 @@ from mtl_core.methods import METHODS
 from mtl_core.store import TERMINAL, RunInfo, Store
 from mtl_core.suites import SUITES
 from pages._charts import draw, sharing_panel
+from pages._conflicts import conflict_section
 from pages._entry import through_app
 from pages._polling import DIAGNOSTICS_POLL_S, POLL_S
 from pages._resources import job_manager, run_store
+from pages._share import share_panel
 from pages._widgets import clear_form, config_form, method_explanation
 
 through_app()
@@ -275,6 +277,8 @@ def dashboard(run_id: int) -> None:
         current = store.get_run(run_id)
         if current is not None:
             diagnostic_charts(current, *run_records(store, run_id))
+            with st.expander("Gradient conflict in detail: how often, which task dominates, which layers"):
+                conflict_section(store, [run_id], include_basics=False)
 
     progress_view()
     diagnostics_view()
@@ -312,6 +316,11 @@ with form:
             problems = error.problems
     if not problems:
         st.session_state.config = config
+    share_panel(st.session_state.config, key="share.train",
+                on_upload=lambda uploaded: st.query_params.from_dict(uploaded.to_query()))
+    st.page_link("pages/compare.py", label="Compare methods on this set-up", icon=":material/compare_arrows:",
+                 query_params=st.session_state.config.to_query(),
+                 help="Open Compare with this set-up: equal weighting against this method, three seeds each.")
 
 with actions:
     train_col, stop_col = st.columns(2)

@@ -53,19 +53,20 @@ def test_a_tour_step_opens_train_with_its_config(mtl_store, step, method):
     assert RunConfig.from_query(dict(at.query_params)).method == method
 
 
-def test_the_compare_step_trains_another_method_on_the_same_set_up(mtl_store):
+def test_the_compare_step_opens_compare_with_a_grid_on_the_same_set_up(mtl_store):
     from mtl_core.store import Store
+    from mtl_core.sweep import Grid
 
     at = new_app().run()
     buttons(at)["home.tour.compare"].click().run()
     assert not at.exception
-    assert at.header[0].value == "Train"
-    run = Store(str(mtl_store)).get_run(int(at.query_params["run"]))
-    assert run.config == RunConfig.from_query(dict(at.query_params))
-    assert run.config.method == "cagrad" and run.config.method_params  # defaults filled in
-    assert run.config.model_dump(exclude={"method", "method_params"}) == \
+    assert at.header[0].value == "Compare"
+    grid = Grid.from_query(dict(at.query_params))
+    assert grid.methods == ("ew", "pcgrad", "cagrad") and grid.seeds == (0, 1) and grid.archs == ("hps",)
+    assert grid.base.model_dump(exclude={"method", "method_params"}) == \
         RunConfig.parse({"suite": "multidigits", "method": "pcgrad", "steps": 300,
                          "probe_every": 5}).model_dump(exclude={"method", "method_params"})
+    assert Store(str(mtl_store)).list_runs().empty  # nothing trains until the grid is launched
 
 
 def test_the_sharing_step_opens_the_sharing_page_on_mmoe(mtl_store):

@@ -1,6 +1,6 @@
 """The Home page's "Start here" tour in a real headless Chromium: each of its five buttons opens
-the right page with the right set-up (Train with the step's method, a CAGrad run for step 4, the
-Sharing page on MMoE for step 5). Prints one line per step; saves a screenshot after each step to
+the right page with the right set-up (Train with the step's method, Compare with a grid of three
+methods for step 4, the Sharing page on MMoE for step 5). Prints one line per step; saves a screenshot after each step to
 test-artifacts/tour_step_<n>.png.
 
 AppTest checks the same buttons without a browser (tests/test_app_home.py); this one clicks them
@@ -20,16 +20,12 @@ from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
 from mtl_core.store import Store
-from pages._polling import DIAGNOSTICS_POLL_S
+from mtl_core.sweep import Grid
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "test-artifacts"
-LINE = ".vega-embed g.mark-line path"  # an altair line that vega has drawn
 DRAWN = ".vega-embed svg, .vega-embed canvas"  # any vega chart that has rendered
-# The cosine heatmap's caption names a probe after the first: the diagnostics have been redrawn.
-LATER_PROBE_JS = """() => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
-    .some(caption => /^At step ([2-9]|[1-9][\\d,]+), the latest gradient probe/.test(caption.innerText))"""
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
@@ -41,7 +37,7 @@ STEPS = (
     ("Train a first run", "/train", "Train", "ew"),
     ("See conflict", "/train", "Train", "ew"),
     ("Switch method", "/train", "Train", "pcgrad"),
-    ("Compare", "/train", "Train", "cagrad"),
+    ("Compare", "/compare", "Compare", None),
     ("See sharing", "/sharing", "Sharing", None),
 )
 
@@ -113,27 +109,16 @@ def test_the_home_tour_in_chromium(served):
                     line = f"step {number} ({title}): /train, method={config.method} (selectbox "\
                            f"'{shown}'), suite={config.suite}, tasks={','.join(config.tasks)}, "\
                            f"steps={config.steps}, probe_every={config.probe_every}"
-                    if title == "Compare":
-                        run_id = int(query(page)["run"])
-                        assert run_id not in runs_before
-                        run = store.get_run(run_id)
-                        assert run.config == config and run.config.method == "cagrad"
-                        # the dashboard for the new run: its Steps counter, then its first curve
-                        main(page).get_by_test_id("stMetricLabel").get_by_text("Steps", exact=True) \
-                            .wait_for(timeout=20_000)
-                        try:
-                            page.locator(LINE).first.wait_for(timeout=25_000)
-                            curve = "curve drawn"
-                        except Exception:  # a slow worker start: the screenshot shows what there is
-                            curve = "no curve yet"
-                        try:  # the diagnostics charts redraw every DIAGNOSTICS_POLL_S
-                            page.wait_for_function(LATER_PROBE_JS, timeout=(DIAGNOSTICS_POLL_S + 6) * 1000)
-                            curve += ", diagnostics redrawn"
-                        except Exception:
-                            curve += ", diagnostics not redrawn yet"
-                        line += f"; run #{run_id} '{run.name}' is {store.get_run(run_id).status}, {curve}"
-                    else:
-                        assert "run" not in query(page)
+                    assert "run" not in query(page)
+                elif path == "/compare":
+                    grid = Grid.from_query(query(page))
+                    assert grid.methods == ("ew", "pcgrad", "cagrad") and grid.seeds == (0, 1)
+                    launch = main(page).get_by_role("button", name=re.compile(r"^Launch \d+ runs"))
+                    launch.wait_for(timeout=20_000)
+                    new_runs = set(store.list_runs()["id"]) - runs_before if len(store.list_runs()) else set()
+                    assert not new_runs  # nothing trains before Launch
+                    line = f"step {number} ({title}): /compare, grid methods={','.join(grid.methods)}, " \
+                           f"seeds={','.join(map(str, grid.seeds))}, button '{launch.inner_text()}'"
                 else:
                     shown = selectbox_value(page, "Architecture")
                     assert shown == ARCHITECTURES["mmoe"].name, shown

@@ -81,6 +81,37 @@ def test_the_map_figure_draws_every_node_once():
     nodes = taxonomy_nodes()
     trace = taxonomy_figure(nodes).data[0]
     assert list(trace.ids) == [node.id for node in nodes]
-    labels = list(trace.labels)
+    names = [data[3] for data in trace.customdata]  # the full name, hovered; the tile may abbreviate
     for entry in (*METHODS, *ARCHITECTURES):
-        assert labels.count(entry.name) == 1, entry.name
+        assert names.count(entry.name) == 1, entry.name
+    shown = dict(zip(trace.ids, trace.labels, strict=True))
+    assert shown["arch:mmoe"] == "MMoE" and shown["method:ew"] == "Equal<br>weighting"
+
+
+def test_the_map_is_readable_on_a_projector_and_on_a_dark_page():
+    nodes = taxonomy_nodes()
+    trace = taxonomy_figure(nodes).data[0]
+    assert trace.textfont.size >= 16
+    leaves = [label for node, label in zip(nodes, trace.labels, strict=True)
+              if node.kind in ("method", "architecture")]
+    assert all(len(line) <= 24 for label in leaves for line in label.split("<br>")), leaves
+    # every tile says its own text colour (the page theme's would be white on the light tiles),
+    # and that colour contrasts with the tile by at least 4.5:1 (WCAG AA for text)
+    for colour, text in zip(trace.marker.colors, trace.textfont.color, strict=True):
+        assert contrast(colour, text) >= 4.5, (colour, text)
+    # an architecture's tile is larger than a method's (its names are longer)
+    area = dict(zip(trace.ids, trace.values, strict=True))
+    assert area["arch:mmoe"] > area["method:pcgrad"] > 0
+    # the survey's third part, with nothing built here, is not a sliver: >= 8% of the map
+    assert area["described:Taskonomy at scale"] >= 0.08 * sum(area.values())
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two colours ("#rrggbb" or "white")."""
+    def luminance(colour: str) -> float:
+        hexa = "ffffff" if colour == "white" else colour.lstrip("#")
+        channels = [int(hexa[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    high, low = sorted([luminance(first), luminance(second)], reverse=True)
+    return (high + 0.05) / (low + 0.05)

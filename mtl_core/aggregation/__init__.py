@@ -9,11 +9,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
 from mtl_core.methods import METHODS
 from mtl_core.registry import MethodInfo
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,14 @@ class Aggregator:
 
     def reset(self) -> None:
         """Forget state carried between steps (a new run starts afresh)."""
+
+    def batch_weights(self, grams: np.ndarray, /) -> np.ndarray | None:
+        """Task weights of many problems at once: ``grams`` ``[B, T, T]`` (float64) -> ``[B, T]``,
+        row b what ``__call__`` gives for a Jacobian with Gram matrix ``grams[b]`` (tests hold the two
+        equal). None where the method has no batched form (it needs the Jacobian itself, or carries
+        state between steps): callers then loop over ``__call__``. The Gradient lab's toy steps
+        twelve small problems together through this entry, so it runs the trainer's code."""
+        return None
 
 
 def aggregators() -> dict[str, MethodInfo]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from mtl_core.aggregation import Aggregation, Aggregator
-from mtl_core.aggregation.min_norm import min_norm_weights
+from mtl_core.aggregation.min_norm import min_norm_two_batch, min_norm_weights
 
 VARIANTS = ("ub", "exact")
 NORMALIZATIONS = ("none", "l2")
@@ -63,3 +64,21 @@ class MGDA(Aggregator):
             message = (f"MGDA: the min-norm solver stopped after {solution.iterations} Frank-Wolfe steps "
                        f"with relative duality gap {solution.gap:.1e} (an approximate min-norm point)")
         return Aggregation(weights @ jacobian, weights, message)
+
+    def batch_weights(self, grams: np.ndarray, /) -> np.ndarray:
+        """Batched weights (see :meth:`Aggregator.batch_weights`): two tasks by Algorithm 1
+        elementwise, more by the same solver problem by problem."""
+        grams = np.asarray(grams, dtype=np.float64)
+        n = grams.shape[-1]
+        if self.normalization == "l2":
+            norms = np.sqrt(np.diagonal(grams, axis1=1, axis2=2))
+            norms = np.where(norms > 0, norms, 1.0)
+            grams = grams / (norms[:, :, None] * norms[:, None, :])
+        if n != 2 or not np.isfinite(grams).all():
+            return np.stack([min_norm_weights(gram).weights if np.isfinite(gram).all() else np.full(n, 1.0 / n)
+                             for gram in grams])
+        g11, g12, g22 = grams[:, 0, 0], grams[:, 0, 1], grams[:, 1, 1]
+        weights = np.empty((grams.shape[0], 2))
+        weights[:, 0] = min_norm_two_batch(g11, g12, g22)
+        np.subtract(1.0, weights[:, 0], out=weights[:, 1])
+        return weights

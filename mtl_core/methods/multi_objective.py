@@ -37,8 +37,9 @@ ENTRIES: tuple[MethodInfo, ...] = (
                          " order, and it stops only at a Pareto-stationary point; MGDA-UB made it"
                          " cheap enough for deep networks.",
             "struggles_with": "The min-norm combination leans toward the task with the smallest "
-                              "gradient, so tasks with large gradients can learn slowly; later "
-                              "comparisons often find it behind equal weighting on average.",
+                              "gradient, so tasks with large gradients can learn slowly; in later "
+                              "benchmark tables (e.g. Nash-MTL's) it beats equal weighting on some "
+                              "benchmarks and falls well behind on others.",
             "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "mgda", "steps": 300},
                        "why": "The left and right digits share one trunk and their gradients "
                               "often conflict: watch the cosines and how MGDA combines them."},

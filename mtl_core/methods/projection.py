@@ -63,12 +63,14 @@ ENTRIES: tuple[MethodInfo, ...] = (
             "simplified": "The paper takes the sign vote on the gradients at a layer's "
                           "activations; here it is taken on every shared parameter's gradient, "
                           "with one leak for all tasks.",
-            "known_for": "Keeping, per parameter, only the gradients that agree with a random "
-                         "sign vote weighted by their consistency: a cheap, regulariser-like fix "
-                         "for sign conflicts.",
+            "known_for": "Sign dropout: at each coordinate of a layer's activations (here: of the"
+                         " shared parameters) it keeps only the gradients of the sign a random "
+                         "vote picks, weighted by how consistent the signs are; its paper reports "
+                         "it beating the multi-loss methods of the time and combining with other "
+                         "balancing methods.",
             "struggles_with": "Its randomness adds noise, it works element by element and ignores"
-                              " magnitude imbalance, and benchmark suites such as LibMTL report "
-                              "modest gains.",
+                              " magnitude imbalance, and later benchmark tables (e.g. Nash-MTL's) "
+                              "show modest gains over equal weighting.",
             "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "graddrop", "steps": 300},
                        "why": "The left and right digits share one trunk and their gradients "
                               "often conflict: watch the cosines and how GradDrop combines them."},
@@ -123,8 +125,9 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=_ALIGNED_PAPER,
         extra={
             "known_for": "Making the tasks' gradient system well conditioned (all principal "
-                         "components equally strong) so no task or direction dominates, with a "
-                         "convergence guarantee.",
+                         "components equally strong) so no task or direction dominates; unlike "
+                         "most methods it provably converges to an optimum with task weights set "
+                         "in advance.",
             "struggles_with": "It needs an eigendecomposition of the T x T Gram matrix every step"
                               " and scales the update to the weakest component, so a small, noisy"
                               " direction can set the step size.",
@@ -173,12 +176,14 @@ ENTRIES: tuple[MethodInfo, ...] = (
         paper=Paper(authors="Quinton & Rey", title="Jacobian Descent for Multi-Objective Optimization",
                     venue="arXiv", year=2024, arxiv="2406.16232"),
         extra={
-            "known_for": "An update that conflicts with no task, equals the plain average when no"
-                         " gradients conflict, and scales with them; the aggregator of the "
+            "known_for": "An update that conflicts with no task while each task keeps an "
+                         "influence proportional to its gradient's norm (it equals the plain "
+                         "average when no gradients conflict); the aggregator of the "
                          "Jacobian-descent library torchjd.",
             "struggles_with": "Each step solves T small quadratic programmes over the whole "
-                              "Jacobian, and as a recent method it has few independent "
-                              "comparisons so far.",
+                              "Jacobian (speed is the limitation its authors name), and its paper "
+                              "tests it on simple image classification, so independent multi-task"
+                              " comparisons are still few.",
             "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "upgrad", "steps": 300},
                        "why": "The left and right digits share one trunk and their gradients "
                               "often conflict: watch the cosines and how UPGrad combines them."},
@@ -200,7 +205,8 @@ ENTRIES: tuple[MethodInfo, ...] = (
         extra={
             "known_for": "A conflict-free direction at the same angle to every task gradient, "
                          "developed for physics-informed neural networks, whose residual and "
-                         "boundary losses conflict strongly.",
+                         "boundary losses conflict strongly; its paper also reports it on a "
+                         "multi-task benchmark (CelebA).",
             "struggles_with": "It normalises the gradients, so their magnitudes play no part in "
                               "the direction, it needs the whole Jacobian, and its pseudo-inverse"
                               " can be ill-conditioned with many tasks.",

@@ -106,8 +106,9 @@ ENTRIES: tuple[MethodInfo, ...] = (
                           "and summing to T by construction, instead of the paper's step-then-"
                           "renormalise; they learn with the run's optimiser and learning rate.",
             "known_for": "Balancing the tasks' gradient norms on the last shared layer by how "
-                         "fast each task trains; one of the first adaptive weightings, effective "
-                         "on dense prediction.",
+                         "fast each task trains; one of the first adaptive weightings, whose paper"
+                         " matches or beats an exhaustive grid search of static weights with a "
+                         "single hyper-parameter.",
             "struggles_with": "It adds a hyper-parameter (α) and extra backward passes, and "
                               "balances gradient norms only, not directions: conflicting tasks "
                               "still conflict.",
@@ -145,8 +146,8 @@ ENTRIES: tuple[MethodInfo, ...] = (
             "known_for": "Needing only the loss history: no extra gradients and no learnt "
                          "parameters, so it costs what equal weighting costs.",
             "struggles_with": "It reacts to each loss's rate of decrease, not its size, so a loss"
-                              " 100x larger than the others keeps dominating; and its weights lag"
-                              " two epochs behind.",
+                              " 100x larger than the others keeps dominating; and its weights come"
+                              " from the two previous epochs, so they lag behind a change.",
             "try_it": {"config": {"suite": "digit_attributes", "tasks": ["digit", "ink"], "method": "dwa", "steps": 400},
                        "why": "DWA weighs by how fast each loss falls, not by its size: see that "
                               "ink's 100x larger loss still dominates, unlike with scale-"
