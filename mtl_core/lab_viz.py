@@ -221,18 +221,25 @@ def _task_names(n: int) -> list[str]:
     return [f"g{t + 1}" for t in range(n)]
 
 
+def _arrows(jacobian: np.ndarray, updates: pd.DataFrame, columns: tuple[str, ...], *, task_width: float,
+            method_width: float) -> list[tuple[str, np.ndarray, str, float]]:
+    """(label, vector, colour, line width) of every task gradient (task colours) and every method's
+    finite update (method colours): the arrows both explorer figures draw."""
+    names = _task_names(len(jacobian))
+    task_colors, colors = viz.task_colors(names), viz.method_colors()
+    arrows = [(name, vector, task_colors[name], task_width)
+              for name, vector in zip(names, np.asarray(jacobian, dtype=np.float64), strict=True)]
+    for row in updates.itertuples():
+        vector = np.array([getattr(row, column) for column in columns])
+        if np.isfinite(vector).all():
+            arrows.append((method_name(row.method), vector, colors[row.method], method_width))
+    return arrows
+
+
 def explorer_arrows(jacobian: np.ndarray, updates: pd.DataFrame, *, height: int = 560) -> go.Figure:
     """2-D: the task gradients g1, g2 (task colours, thick) and every method's update (method
     colours) as arrows from the origin, on equal axes."""
-    jacobian = np.asarray(jacobian, dtype=np.float64)
-    task_colors = viz.task_colors(_task_names(len(jacobian)))
-    colors = viz.method_colors()
-    arrows = [(name, vector, task_colors[name], 5) for name, vector in zip(_task_names(len(jacobian)), jacobian,
-                                                                            strict=True)]
-    for row in updates.itertuples():
-        vector = np.array([row.u1, row.u2])
-        if np.isfinite(vector).all():
-            arrows.append((method_name(row.method), vector, colors[row.method], 2.5))
+    arrows = _arrows(jacobian, updates, ("u1", "u2"), task_width=5, method_width=2.5)
     extent = max(1e-9, max(float(np.abs(v).max()) for _, v, _, _ in arrows)) * 1.15
     figure = go.Figure()
     for name, vector, color, width in arrows:
@@ -255,15 +262,7 @@ def explorer_arrows(jacobian: np.ndarray, updates: pd.DataFrame, *, height: int 
 
 def explorer_arrows_3d(jacobian: np.ndarray, updates: pd.DataFrame, *, height: int = 620) -> go.Figure:
     """3-D: three task gradients and every method's update as arrows (line + cone head)."""
-    jacobian = np.asarray(jacobian, dtype=np.float64)
-    task_colors = viz.task_colors(_task_names(len(jacobian)))
-    colors = viz.method_colors()
-    arrows = [(name, vector, task_colors[name], 9) for name, vector in zip(_task_names(len(jacobian)), jacobian,
-                                                                            strict=True)]
-    for row in updates.itertuples():
-        vector = np.array([row.u1, row.u2, row.u3])
-        if np.isfinite(vector).all():
-            arrows.append((method_name(row.method), vector, colors[row.method], 5))
+    arrows = _arrows(jacobian, updates, ("u1", "u2", "u3"), task_width=9, method_width=5)
     extent = max(1e-9, max(float(np.linalg.norm(v)) for _, v, _, _ in arrows))
     figure = go.Figure()
     for name, vector, color, width in arrows:
