@@ -143,7 +143,7 @@ def test_a_penalty_of_the_architecture_is_part_of_the_objective(method):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("suite", ["synthetic", "multidigits"])
 def test_auto_trains_on_the_gpu_with_the_cpus_batches_and_close_numbers(suite):
-    config = tiny(suite=suite, suite_params={}, steps=10, probe_every=5, device="auto")
+    config = tiny(suite=suite, suite_params={}, steps=10, probe_every=5, affinity_every=5, device="auto")
     gpu = Trainer(config)
     assert gpu.device == "cuda" and next(gpu.model.parameters()).is_cuda
     on_gpu = list(gpu.run())
@@ -152,6 +152,9 @@ def test_auto_trains_on_the_gpu_with_the_cpus_batches_and_close_numbers(suite):
     for ours, theirs in zip(on_gpu, on_cpu, strict=True):  # same batches, float32 on both
         assert ours.loss == pytest.approx(theirs.loss, rel=1e-3)
     assert on_gpu[-1].cosine is not None and on_gpu[-1].val is not None
+    # The per-layer cosines and the lookahead affinity run on the GPU too.
+    assert on_gpu[-1].layer_cosine and on_gpu[-1].affinity is not None
+    assert all(math.isfinite(v) for row in on_gpu[-1].affinity for v in row)
 
 
 def test_asking_for_an_absent_gpu_is_a_clear_error():
