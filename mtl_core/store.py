@@ -208,11 +208,7 @@ class Store:
     def get_run(self, run_id: int) -> RunInfo | None:
         row = self._conn().execute(
             f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (int(run_id),)).fetchone()
-        if row is None:
-            return None
-        values = dict(zip(_RUN_COLUMNS, row, strict=True))
-        values["config"] = _load_config(values["config"])
-        return RunInfo(**values)
+        return None if row is None else _run_info(row)
 
     def run_infos(self, statuses: Iterable[str] | None = None) -> list[RunInfo]:
         """Every run (or those with one of ``statuses``), oldest first, configs parsed."""
@@ -222,12 +218,7 @@ class Store:
         rows = self._conn().execute(
             f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE status IN "
             f"({', '.join('?' * len(chosen))}) ORDER BY id", chosen).fetchall()
-        infos = []
-        for row in rows:
-            values = dict(zip(_RUN_COLUMNS, row, strict=True))
-            values["config"] = _load_config(values["config"])
-            infos.append(RunInfo(**values))
-        return infos
+        return [_run_info(row) for row in rows]
 
     def runs_with_config(self, config: RunConfig, statuses: Sequence[str] = STATUSES) -> list[int]:
         """Ids of the runs of exactly this configuration with one of ``statuses``, newest first
@@ -472,6 +463,13 @@ def pid_alive(pid: int) -> bool:
 def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)} (got {status!r})")
+
+
+def _run_info(row: Sequence[Any]) -> RunInfo:
+    """A ``runs`` row, selected as ``_RUN_COLUMNS``, with its config parsed."""
+    values = dict(zip(_RUN_COLUMNS, row, strict=True))
+    values["config"] = _load_config(values["config"])
+    return RunInfo(**values)
 
 
 def _load_config(text: str) -> RunConfig:
