@@ -389,11 +389,10 @@ def scalar_rows(record: StepRecord) -> Iterator[tuple[int, str, str, str, float 
 
 
 def matrix_rows(record: StepRecord) -> Iterator[tuple[int, str, str]]:
-    """(step, name, JSON) for the cosine matrix and each sharing snapshot of a record."""
-    if record.cosine is not None:
-        yield record.step, "cosine", _dumps([[_number(v) for v in row] for row in record.cosine])
-    if record.affinity is not None:
-        yield record.step, "affinity", _dumps([[_number(v) for v in row] for row in record.affinity])
+    """(step, name, JSON) for the cosine and affinity matrices and each sharing snapshot of a record."""
+    for name, matrix in (("cosine", record.cosine), ("affinity", record.affinity)):
+        if matrix is not None:
+            yield record.step, name, _dumps([[_number(v) for v in row] for row in matrix])
     for name, frame in (record.snapshot or {}).items():
         yield record.step, name, _encode_frame(frame)
 
