@@ -1,10 +1,11 @@
 """How fast is the Gradient lab's toy (the CAGrad paper's Fig. 1)?
 
-Times, on ``--threads`` torch/BLAS threads: the paper's full experiment (3 starts x {ew, mgda,
+Times, on ``--threads`` torch/BLAS threads: the first call in a fresh process (numba compiles the
+toy's kernel and each method's rule then, once per process), the paper's full experiment (3 starts x {ew, mgda,
 pcgrad, cagrad} x 100,000 Adam steps; the goal is <= 10 s on 2 CPU threads) and one what-if (one
 start, the 4 methods, 20,000 steps; goal <= 2 s), each the best of ``--repeats``; then a plain
 per-step loop -- each trajectory on its own, its aggregator's ``__call__`` on a torch Jacobian,
-``torch.optim.Adam`` -- over ``--loop-steps`` steps, and the speed-up of the vectorised simulation
+``torch.optim.Adam`` -- over ``--loop-steps`` steps, and the speed-up of the compiled simulation
 over it per step. Prints the machine's load average and each run's CPU time next to its wall time,
 as other work on the machine slows the wall clock.
 Run: python -m benchmarks.toy [--threads 2] [--repeats 3] [--loop-steps 2000]
@@ -62,6 +63,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}; load average before: {os.getloadavg()[0]:.2f}")
 
+    first, first_cpu = best_time(lambda: toy.simulate(METHODS, toy.STARTS, steps=10), 1)
+    print(f"first call (compiles the kernel and the 4 methods' rules): {first:.2f} s wall, {first_cpu:.2f} s CPU")
     full, full_cpu = best_time(lambda: toy.simulate(METHODS, toy.STARTS, steps=toy.PAPER_STEPS), args.repeats)
     print(f"paper's experiment (3 starts x 4 methods x {toy.PAPER_STEPS:,} Adam steps): {full:.2f} s wall, "
           f"{full_cpu:.2f} s CPU  (goal <= 10 s)")
@@ -71,11 +74,11 @@ def main() -> None:
 
     loop = plain_loop(args.loop_steps)
     per_step_loop = loop / args.loop_steps
-    per_step_vectorised = full / toy.PAPER_STEPS
+    per_step_compiled = full / toy.PAPER_STEPS
     print(f"plain per-step loop: {per_step_loop * 1e6:.0f} us per step of all 12 trajectories "
           f"({per_step_loop * toy.PAPER_STEPS:.0f} s for the paper's experiment, extrapolated from "
-          f"{args.loop_steps:,} steps); vectorised: {per_step_vectorised * 1e6:.0f} us; "
-          f"speed-up {per_step_loop / per_step_vectorised:.1f}x")
+          f"{args.loop_steps:,} steps); compiled: {per_step_compiled * 1e6:.0f} us; "
+          f"speed-up {per_step_loop / per_step_compiled:.1f}x")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -7,12 +7,12 @@ average loss is smallest at (0, -8.3552). The paper runs Adam (lr 0.001, 100,000
 starts and observes: gradient descent on the average stalls from some starts, MGDA and PCGrad reach
 the Pareto set at arbitrary points, CAGrad (c = 0.5) reaches the average's minimum.
 
-:func:`simulate` steps every (method, start) trajectory together, vectorised over trajectories:
-the task gradients are analytic (numpy, float64), each gradient method combines them through its
-aggregator's batched entry, :meth:`~mtl_core.aggregation.Aggregator.batch_weights` -- the
-trainer's implementation, held equal to its ``__call__`` by the tests -- and Adam is written out as
-``torch.optim.Adam`` computes it. A method without a batched form falls back to one ``__call__`` per
-trajectory per step (slow, but the same answer).
+:func:`simulate` runs every (method, start) trajectory compiled: the task gradients are analytic
+(float64), each gradient method combines them by its aggregator's two-task rule,
+:meth:`~mtl_core.aggregation.Aggregator.two_task_rule` -- the trainer's method in closed form,
+held equal to its ``__call__`` by the tests -- and Adam is written out as ``torch.optim.Adam``
+computes it. Where a method has no rule, or its rule declines a step (a degenerate problem), that
+step asks the aggregator's ``__call__`` (slower, the same answer).
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ PAPER_LR = 1e-3
 # The paper's CAGrad constant, and its toy's scale (divide by 1 + c); the scale does not move Adam.
 METHOD_PARAMS: dict[str, dict[str, object]] = {"cagrad": {"c": 0.5, "rescale": "linear"}}
 OPTIMIZERS = ("adam", "sgd")
-_ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, as the official code uses them
-_ADAM_EPS = 1e-8
 
 
 def losses(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,69 +50,75 @@ def losses(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f1, f2
 
 
-_SIDE = np.array([[1.0], [-1.0]])  # f1's log argument has +tanh(x2), f2's -tanh(x2)
-_LOG_SHIFT = np.array([[-3.5], [3.5]])
-_VALLEY_CENTRE = np.array([[7.0], [-7.0]])  # f1's quadratic valley sits at x1 = 7, f2's at -7
+def task_gradient(x1: float, x2: float, side: float) -> tuple[float, float]:
+    """``(d/dx1, d/dx2)`` of f1 (``side`` +1) or f2 (``side`` -1) at one point, analytic.
 
-
-def gradients(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The task gradients at points ``x1, x2`` ([B] each), analytic: ``(d/dx1, d/dx2)``, each
-    ``[2 tasks, B]``.
-
-    Where a clamp is active (``max(|.|, 5e-6)``, ``max(tanh, 0)``) the derivative is autograd's:
-    zero through the clamped branch. Both tasks are computed in one pass of [2, B] arrays: this
-    runs once per step of every simulation, and on a dozen points numpy's cost is per call.
+    The two losses mirror each other: f1's log argument is ``-x1/2 - 3.5 + tanh(x2)`` and its
+    quadratic valley sits at x1 = 7, f2's are ``-x1/2 + 3.5 - tanh(x2)`` and x1 = -7. Where a clamp
+    is active (``max(|.|, 5e-6)``, ``max(tanh, 0)``) the derivative is autograd's: zero through the
+    clamped branch. Plain ``math`` on floats: the compiled toy (:mod:`mtl_core.toy_kernel`) runs it.
     """
-    t = np.tanh(x2)
-    arg = _SIDE * t + (_LOG_SHIFT - 0.5 * x1)  # [2, B]: the logs' arguments before |.|
-    size = np.abs(arg)
-    unclamped = size > LOWER
-    dlog = unclamped / (arg + ~unclamped)  # d log max(|arg|, LOWER) / d arg: 1/arg, 0 where clamped
-    log_term = np.log(np.maximum(size, LOWER)) + 6.0
-    h = np.tanh(0.5 * x2)
-    c1 = np.maximum(h, 0.0)
+    t = math.tanh(x2)
+    arg = side * (t - 3.5) - 0.5 * x1  # the log's argument before |.|
+    size = abs(arg)
+    dlog = 1.0 / arg if size > LOWER else 0.0  # d log max(|arg|, LOWER) / d arg
+    log_term = math.log(max(size, LOWER)) + 6.0
+    h = math.tanh(0.5 * x2)
+    c1 = max(h, 0.0)
     c2 = c1 - h  # = max(-h, 0)
     dh = 0.5 - 0.5 * h * h
-    dc1 = dh * (h > 0.0)
+    dc1 = dh if h > 0.0 else 0.0
     dc2 = dc1 - dh  # = -dh where h < 0, 0 where h > 0 (h = 0 exactly: a kink, either side's slope)
-    offset = x1 - _VALLEY_CENTRE  # [2, B]
+    offset = x1 - 7.0 * side
     shift = x2 + 8.0
     quadratic = 0.1 * offset * offset + (0.01 * shift * shift - 20.0)
     d_x1 = (-0.5 * c1) * dlog + (0.2 * c2) * offset
-    d_x2 = dc1 * log_term + (c1 * (1.0 - t * t)) * _SIDE * dlog + dc2 * quadratic + 0.02 * c2 * shift
+    d_x2 = dc1 * log_term + c1 * (1.0 - t * t) * side * dlog + dc2 * quadratic + 0.02 * c2 * shift
     return d_x1, d_x2
 
 
+def gradients(x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The task gradients at points ``x1, x2`` ([B] each): ``(d/dx1, d/dx2)``, each ``[2 tasks, B]``."""
+    values = np.array([[task_gradient(a, b, side) for a, b in zip(np.ravel(x1), np.ravel(x2), strict=True)]
+                       for side in (1.0, -1.0)]).reshape(2, -1, 2)
+    return values[..., 0], values[..., 1]
+
+
+def sum_rule(g11: float, g12: float, g22: float, params: np.ndarray) -> tuple[float, float, bool]:
+    """Equal weighting as a two-task rule: descent on f1 + f2."""
+    return 1.0, 1.0, True
+
+
+def no_rule(g11: float, g12: float, g22: float, params: np.ndarray) -> tuple[float, float, bool]:
+    """The rule of a method without a closed form: every step asks its ``__call__``."""
+    return 0.0, 0.0, False
+
+
 class _Direction:
-    """One method's task weights (or update) for its block of trajectories."""
+    """One method's way to turn the two task gradients into an update: its compiled two-task rule
+    where it has one, its ``__call__`` (one aggregator per trajectory) where the rule declines."""
 
     def __init__(self, method: str, count: int) -> None:
-        from mtl_core.aggregation import make_aggregator
+        from mtl_core.aggregation import TwoTaskRule, make_aggregator
         from mtl_core.methods import METHODS
 
         entry = METHODS[method]  # an unknown key raises the registry's message
-        self.sum_of_losses = entry.key == "ew"
-        if entry.kind != "aggregation" and not self.sum_of_losses:
+        if entry.key == "ew":
+            self.rule, self.aggregators = TwoTaskRule(sum_rule), []
+            return
+        if entry.kind != "aggregation":
             raise ValueError(f"{entry.name} weights losses; the toy simulates gradient methods and "
                              "equal weighting (descent on the summed loss)")
-        self.aggregators = []
-        self.batched = self.sum_of_losses
-        if not self.sum_of_losses:
-            params = METHOD_PARAMS.get(method, {})
-            probe = make_aggregator(method, 2, **params)
-            self.batched = probe.batch_weights(np.eye(2)[None]) is not None
-            # Methods without a batched form may carry state between steps: one instance per trajectory.
-            self.aggregators = [probe] if self.batched else [make_aggregator(method, 2, **params) for _ in range(count)]
+        params = METHOD_PARAMS.get(method, {})
+        # Methods may carry state between steps: one instance per trajectory.
+        self.aggregators = [make_aggregator(method, 2, **params) for _ in range(count)]
+        self.rule = self.aggregators[0].two_task_rule() or TwoTaskRule(no_rule)
 
-    def weights(self, grams: np.ndarray, out: np.ndarray) -> None:
-        """Batched methods: write the task weights of ``grams`` [b, 2, 2] into ``out`` [b, 2]."""
-        out[...] = 1.0 if self.sum_of_losses else self.aggregators[0].batch_weights(grams)
-
-    def updates(self, jac: np.ndarray) -> np.ndarray:
-        """The others: ``jac`` [b, 2 tasks, 2 coordinates] -> updates [b, 2], one call per trajectory."""
+    def update(self, row: int, jacobian: np.ndarray) -> np.ndarray:
+        """Trajectory ``row``'s update for ``jacobian`` [2 tasks, 2 coordinates], by ``__call__``."""
         import torch
 
-        return np.stack([agg(torch.from_numpy(j)).update.numpy() for agg, j in zip(self.aggregators, jac, strict=True)])
+        return self.aggregators[row](torch.from_numpy(jacobian)).update.numpy()
 
 
 def simulate(methods: Sequence[str], starts: Sequence[tuple[float, float]] = STARTS, steps: int = PAPER_STEPS,
@@ -124,7 +128,8 @@ def simulate(methods: Sequence[str], starts: Sequence[tuple[float, float]] = STA
     Columns ``method, start, step, x1, x2, f1, f2``; ``start`` is the index into ``starts``; steps
     0, ``every``, 2 ``every``, ... and the last are recorded. ``ew`` is gradient descent on
     f1 + f2; every other method is a registered gradient aggregation with the paper's settings
-    (:data:`METHOD_PARAMS`). All trajectories advance together, one vectorised step at a time.
+    (:data:`METHOD_PARAMS`). The steps run compiled (:mod:`mtl_core.toy_kernel`), not one Python
+    call per step: trajectories are independent, so each runs to the end in machine code.
     """
     methods = list(dict.fromkeys(methods))
     starts = [(float(a), float(b)) for a, b in starts]
@@ -134,41 +139,13 @@ def simulate(methods: Sequence[str], starts: Sequence[tuple[float, float]] = STA
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {optimizer!r})")
     if steps < 0 or every < 1 or not lr > 0:
         raise ValueError("steps must be >= 0, every >= 1 and lr > 0")
-    n_starts = len(starts)
-    directions = [_Direction(method, n_starts) for method in methods]
-    blocks = [slice(i * n_starts, (i + 1) * n_starts) for i in range(len(methods))]
-    # Equal weighting's weights are the ones the array starts with: nothing to do per step.
-    batched = [(block, d) for block, d in zip(blocks, directions, strict=True) if d.batched and not d.sum_of_losses]
-    looped = [(block, d) for block, d in zip(blocks, directions, strict=True) if not d.batched]
-    x = np.tile(np.array(starts, dtype=np.float64), (len(methods), 1))  # [B, 2], method-major
-    x1, x2 = x[:, 0], x[:, 1]  # views: they follow x
-    jac = np.empty((x.shape[0], 2, 2))  # [B, task, coordinate]
-    weights = np.ones((x.shape[0], 2))
-    m, v = np.zeros_like(x), np.zeros_like(x)
-    beta1, beta2 = _ADAM_BETAS
-    frames, recorded = [x.copy()], [0]
-    for step in range(1, steps + 1):
-        d_x1, d_x2 = gradients(x1, x2)
-        jac[:, :, 0] = d_x1.T
-        jac[:, :, 1] = d_x2.T
-        grams = jac @ jac.transpose(0, 2, 1)
-        for block, direction in batched:
-            direction.weights(grams[block], weights[block])
-        update = (weights[:, :, None] * jac).sum(axis=1)
-        for block, direction in looped:
-            update[block] = direction.updates(jac[block])
-        if optimizer == "adam":
-            # torch.optim.Adam (no weight decay, no amsgrad), step for step.
-            m += (1.0 - beta1) * (update - m)  # = beta1 m + (1 - beta1) update
-            v += (1.0 - beta2) * (update * update - v)
-            denominator = np.sqrt(v) * (1.0 / math.sqrt(1.0 - beta2**step)) + _ADAM_EPS
-            x -= (lr / (1.0 - beta1**step)) * m / denominator
-        else:
-            x -= lr * update
-        if step % every == 0 or step == steps:
-            frames.append(x.copy())
-            recorded.append(step)
-    return _frame(methods, n_starts, recorded, np.stack(frames))
+    directions = [_Direction(method, len(starts)) for method in methods]  # validates every method first
+    from mtl_core import toy_kernel
+
+    blocks = [toy_kernel.trajectories(d.rule, d.update, np.array(starts), steps, lr, optimizer == "adam", every)
+              for d in directions]
+    recorded = [*range(0, steps + 1, every)] + ([steps] if steps % every else [])
+    return _frame(methods, len(starts), recorded, np.concatenate(blocks, axis=1))
 
 
 def _frame(methods: list[str], n_starts: int, recorded: list[int], positions: np.ndarray) -> pd.DataFrame:

@@ -134,7 +134,8 @@ def toy_section() -> None:
         st.info("Pick at least one method to simulate.")
         return
     starts = tuple(toy.STARTS) + tuple(extra)
-    with st.spinner(f"Simulating {len(methods) * len(starts)} trajectories x {steps:,} steps..."):
+    with st.spinner(f"Simulating {len(methods) * len(starts)} trajectories x {steps:,} steps (the first "
+                    "simulation after the server starts also compiles the toy: a few seconds)..."):
         trajectories = simulate(tuple(methods), starts, int(steps), float(lr), optimizer)
     left, right = st.columns([3, 2])
     figure = lab_viz.trajectory_animation(trajectories, loss_grid(), starts, surface=surface)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core import toy
+from mtl_core import toy, toy_kernel
 from mtl_core.aggregation import Aggregator, make_aggregator
 from mtl_core.aggregation.cagrad import cagrad_objective, cagrad_weights, cagrad_weights_two
 
@@ -58,14 +58,20 @@ def test_the_pareto_set_and_the_average_minimum_are_where_design_says():
     ("cagrad", {}), ("cagrad", {"c": 0.5, "rescale": "linear"}), ("cagrad", {"c": 1.5}),
     ("cagrad", {"c": 0.0}), ("cagrad", {"c": 0.05, "rescale": "none"}),
 ])
-def test_batched_entry_equals_the_trainers_call_one_problem_at_a_time(method, params):
+def test_two_task_rule_equals_the_trainers_call_and_compiles_to_the_same_numbers(method, params):
     rng = np.random.default_rng(11)
+    agg = make_aggregator(method, 2, **params)
+    rule = agg.two_task_rule()
+    compiled = toy_kernel.compile_rule(rule.function)
+    rule_params = np.asarray(rule.params, dtype=np.float64)
     # Gradients on very different scales, in 2-D (as the toy) and in 7-D.
     for dim in (2, 7):
         jacobians = torch.as_tensor(rng.normal(size=(400, 2, dim)) * rng.lognormal(sigma=2.0, size=(400, 2, 1)))
-        agg = make_aggregator(method, 2, **params)
         grams = (jacobians @ jacobians.transpose(1, 2)).numpy()
-        batched = agg.batch_weights(grams)
+        ruled = np.array([rule.weights(g[0, 0], g[0, 1], g[1, 1]) for g in grams])
+        assert ruled[:, 2].all()  # random problems are never degenerate: the rule decides every one
+        machine = np.array([compiled(g[0, 0], g[0, 1], g[1, 1], rule_params) for g in grams])
+        np.testing.assert_allclose(machine, ruled, rtol=1e-15, atol=0)
         one_by_one = np.stack([agg(j).weights.numpy() for j in jacobians])
         scale = np.abs(one_by_one).max(axis=1, keepdims=True)
         # CAGrad's general solver stops at a relative dual gap of 1e-10 (OPTIMALITY_TOL); where the
@@ -73,37 +79,42 @@ def test_batched_entry_equals_the_trainers_call_one_problem_at_a_time(method, pa
         # closed form's by ~1e-9, so they are held to 1e-6 and the closed form's dual value must be
         # at least as low. The others agree to rounding.
         tolerance = 1e-6 if method == "cagrad" else 1e-12
-        np.testing.assert_allclose(batched / scale, one_by_one / scale, rtol=0, atol=tolerance)
+        np.testing.assert_allclose(ruled[:, :2] / scale, one_by_one / scale, rtol=0, atol=tolerance)
         if method == "cagrad":
-            c = make_aggregator(method, 2, **params).c
             for gram in grams[:100]:
-                w = cagrad_weights_two(gram[0, 0], gram[0, 1], gram[1, 1], c)
-                closed = cagrad_objective(gram, np.array([w, 1.0 - w]), c)
-                solver = cagrad_objective(gram, cagrad_weights(gram, c).weights, c)
+                w = cagrad_weights_two(gram[0, 0], gram[0, 1], gram[1, 1], agg.c)
+                closed = cagrad_objective(gram, np.array([w, 1.0 - w]), agg.c)
+                solver = cagrad_objective(gram, cagrad_weights(gram, agg.c).weights, agg.c)
                 assert closed <= solver + 1e-12 * np.abs(gram).max()
 
 
-def test_batched_entry_handles_the_paper_toys_degenerate_cases_like_call():
-    # Opposite gradients (the Pareto set), a zero gradient, parallel ones.
-    jacobians = torch.tensor([[[1.0, 0.0], [-2.0, 0.0]], [[0.0, 0.0], [3.0, 1.0]], [[1.0, 1.0], [2.0, 2.0]]],
-                             dtype=torch.float64)
-    grams = (jacobians @ jacobians.transpose(1, 2)).numpy()
+def test_a_rule_decides_the_toys_degenerate_cases_like_call_or_declines_them():
+    # Opposite gradients (the Pareto set), a zero gradient, parallel ones, a non-finite one.
+    jacobians = torch.tensor([[[1.0, 0.0], [-2.0, 0.0]], [[0.0, 0.0], [3.0, 1.0]], [[1.0, 1.0], [2.0, 2.0]],
+                              [[1.0, 0.0], [-1.0, 0.0]], [[np.inf, 0.0], [1.0, 0.0]]], dtype=torch.float64)
+    declined = set()
     for method in ("mgda", "pcgrad", "cagrad"):
         agg = make_aggregator(method, 2)
-        updates = np.einsum("bt,btp->bp", agg.batch_weights(grams), jacobians.numpy())
-        expected = np.stack([agg(j).update.numpy() for j in jacobians])
-        np.testing.assert_allclose(updates, expected, atol=1e-12)
+        for index, jacobian in enumerate(jacobians):
+            gram = (jacobian @ jacobian.T).numpy()
+            w1, w2, ok = agg.two_task_rule().weights(gram[0, 0], gram[0, 1], gram[1, 1])
+            if ok:
+                np.testing.assert_allclose(w1 * jacobian[0] + w2 * jacobian[1], agg(jacobian).update, atol=1e-12)
+            else:
+                declined.add((method, index))
+    # Non-finite gradients are __call__'s to handle; CAGrad's direction is a limit where its dual
+    # picks g_w = 0 (here the zero gradient g_1).
+    assert declined == {("mgda", 4), ("pcgrad", 4), ("cagrad", 4), ("cagrad", 1)}
 
 
-def test_methods_without_a_batched_form_say_so_and_the_toy_loops_them(monkeypatch):
-    assert make_aggregator("pcgrad", 3).batch_weights(np.eye(3)[None]) is None
-    batched = toy.simulate(["cagrad", "pcgrad"], steps=300, every=50)
-    monkeypatch.setattr(Aggregator, "batch_weights", lambda self, grams: None)
-    for cls in {type(make_aggregator(m, 2)) for m in ("cagrad", "pcgrad")}:
-        monkeypatch.setattr(cls, "batch_weights", lambda self, grams: None)
-    looped = toy.simulate(["cagrad", "pcgrad"], steps=300, every=50)
-    np.testing.assert_allclose(looped[["x1", "x2"]].to_numpy(), batched[["x1", "x2"]].to_numpy(), atol=1e-9)
-    assert (batched["step"].max(), len(batched)) == (300, 2 * 3 * 7)
+def test_rules_only_for_two_tasks_and_the_toy_calls_methods_without_one(monkeypatch):
+    assert make_aggregator("pcgrad", 3).two_task_rule() is None
+    assert make_aggregator("nash_mtl", 2).two_task_rule() is None
+    ruled = toy.simulate(["cagrad", "pcgrad"], steps=300, every=50)
+    monkeypatch.setattr(Aggregator, "two_task_rule", lambda self: None)
+    called = toy.simulate(["cagrad", "pcgrad"], steps=300, every=50)
+    np.testing.assert_allclose(called[["x1", "x2"]].to_numpy(), ruled[["x1", "x2"]].to_numpy(), atol=1e-9)
+    assert (ruled["step"].max(), len(ruled)) == (300, 2 * 3 * 7)
 
 
 def test_adam_steps_are_torch_optim_adams():

@@ -8,16 +8,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+import numpy as np
 from torch import Tensor
 
 from mtl_core.methods import METHODS
 from mtl_core.registry import MethodInfo
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -50,13 +48,31 @@ class Aggregator:
     def reset(self) -> None:
         """Forget state carried between steps (a new run starts afresh)."""
 
-    def batch_weights(self, grams: np.ndarray, /) -> np.ndarray | None:
-        """Task weights of many problems at once: ``grams`` ``[B, T, T]`` (float64) -> ``[B, T]``,
-        row b what ``__call__`` gives for a Jacobian with Gram matrix ``grams[b]`` (tests hold the two
-        equal). None where the method has no batched form (it needs the Jacobian itself, or carries
-        state between steps): callers then loop over ``__call__``. The Gradient lab's toy steps
-        twelve small problems together through this entry, so it runs the trainer's code."""
+    def two_task_rule(self) -> TwoTaskRule | None:
+        """This method's closed form for two tasks, or None where it has none (it needs the
+        Jacobian itself, or carries state between steps) or this instance is not for two tasks.
+        The Gradient lab's toy compiles the rule and steps with it; tests hold it equal to
+        ``__call__``, so the lab runs the trainer's method."""
+        return self._two_task_rule() if self.n_tasks == 2 else None
+
+    def _two_task_rule(self) -> TwoTaskRule | None:
         return None
+
+
+@dataclass(frozen=True)
+class TwoTaskRule:
+    """Task weights of two tasks from their Gram entries, as a plain scalar function
+    ``function(g11, g12, g22, params) -> (w1, w2, ok)`` (``params``: a float64 array of the method's
+    numbers). Written with ``math`` and builtins only, so numba can compile it. ``ok`` False means
+    the closed form does not decide this problem (non-finite input, a degenerate optimum): the
+    caller then asks ``__call__``."""
+
+    function: Callable[[float, float, float, np.ndarray], tuple[float, float, bool]]
+    params: tuple[float, ...] = ()
+
+    def weights(self, g11: float, g12: float, g22: float) -> tuple[float, float, bool]:
+        """The rule, run as plain Python."""
+        return self.function(g11, g12, g22, np.asarray(self.params, dtype=np.float64))
 
 
 def aggregators() -> dict[str, MethodInfo]:

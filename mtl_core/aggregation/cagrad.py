@@ -9,14 +9,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtl_core.aggregation import Aggregation, Aggregator
+from mtl_core.aggregation import Aggregation, Aggregator, TwoTaskRule
 from mtl_core.aggregation.min_norm import min_norm_weights
 
 RESCALES = ("quadratic", "linear", "none")  # divide by 1 + c^2, by 1 + c, or not
 OPTIMALITY_TOL = 1e-10  # duality gap of the dual, relative to the largest squared gradient norm
 _MAX_ROUNDS = 60
 _GAP_WARNING = 1e-6
-_TINY = np.finfo(np.float64).tiny
 
 
 @dataclass(frozen=True)
@@ -95,9 +94,9 @@ def cagrad_weights(gram: np.ndarray, c: float) -> CAGradSolution:
     return CAGradSolution(best[1], round_, best[0], best[0] <= OPTIMALITY_TOL)
 
 
-def cagrad_weights_two(g11: np.ndarray, g12: np.ndarray, g22: np.ndarray, c: float) -> np.ndarray:
-    """The dual's minimiser for two tasks, elementwise over arrays of problems: the weight ``w`` of
-    g_1 in ``g_w = w g_1 + (1 - w) g_2``, so the dual weights are ``(w, 1 - w)``.
+def cagrad_weights_two(g11: float, g12: float, g22: float, c: float) -> float:
+    """The dual's minimiser for two tasks: the weight ``w`` of g_1 in ``g_w = w g_1 + (1 - w) g_2``,
+    so the dual weights are ``(w, 1 - w)``.
 
     On the segment, ``F(w) = p w + const + k |g_w|`` with ``p = (g11 - g22) / 2`` and
     ``k = c |g_0|`` is convex; with ``a = |g_1 - g_2|^2``, ``b = (g_1 - g_2) . g_2`` and
@@ -105,24 +104,34 @@ def cagrad_weights_two(g11: np.ndarray, g12: np.ndarray, g22: np.ndarray, c: flo
     ``a k^2 > p^2`` (clipped to [0, 1]); otherwise ``F`` is monotone and an end is optimal. This is
     the stationary point of the official toy code's ``minimize_scalar`` over [0, 1], in closed form.
     Where ``k = 0`` (c = 0 or g_0 = 0) every ``w`` gives the same direction and an end is returned.
+    Written without divisions by ``k`` (no overflow) and with ``math`` only: the toy compiles it.
     """
-    return _dual_two(g11, g12, g22, c)[0]
-
-
-def _dual_two(g11, g12, g22, c: float):
-    """:func:`cagrad_weights_two`'s ``w``, with ``a``, ``b`` and ``|g_0|^2`` for the caller. Written
-    without divisions by ``k`` (no overflow, no error-state switching): the toy steps it ~10^5 times."""
-    total, cross = g11 + g22, 2.0 * g12
+    a = g11 + g22 - 2.0 * g12
     p = 0.5 * (g11 - g22)
-    a = total - cross
-    b = g12 - g22
-    d = np.maximum(g11 * g22 - g12 * g12, 0.0)
-    g0_sq = 0.25 * (total + cross)
-    room = a * (c * c * g0_sq) - p * p  # a k^2 - p^2
-    inside = room > 0.0  # then a > 0 too
-    interior = (-p * np.sqrt(d / np.where(inside, room, 1.0)) - b) / np.where(inside, a, 1.0)
-    w = np.where(inside, np.minimum(np.maximum(interior, 0.0), 1.0), p <= 0.0)  # p > 0: F increases, w = 0
-    return w, a, b, g0_sq
+    room = a * (c * c * 0.25 * (g11 + g22 + 2.0 * g12)) - p * p  # a k^2 - p^2
+    if not room > 0.0:  # then F is monotone: p > 0, F increases, w = 0
+        return 1.0 if p <= 0.0 else 0.0
+    d = max(g11 * g22 - g12 * g12, 0.0)
+    return min(max((-p * math.sqrt(d / room) - (g12 - g22)) / a, 0.0), 1.0)  # room > 0 implies a > 0
+
+
+def cagrad_two_rule(g11: float, g12: float, g22: float, params: np.ndarray) -> tuple[float, float, bool]:
+    """CAGrad's weights for two tasks (a :class:`~mtl_core.aggregation.TwoTaskRule`), ``params``
+    ``(c, divisor)``: the dual by :func:`cagrad_weights_two`, then the update's weights
+    ``(1 + 2 lam w_t) / divisor`` with ``lam = c |g_0| / |g_w|``, as :meth:`CAGrad._task_weights`
+    computes them. Not ok where ``g_w`` vanishes (a zero or exactly opposite gradient): the
+    direction is then a limit, which the general solver decides."""
+    c, divisor = params[0], params[1]
+    if not math.isfinite(g11 + g12 + g22):
+        return 0.0, 0.0, False
+    w = cagrad_weights_two(g11, g12, g22, c)
+    gw_sq = g22 + w * (2.0 * (g12 - g22) + w * (g11 + g22 - 2.0 * g12))  # |g_2 + w (g_1 - g_2)|^2
+    if gw_sq <= 1e-12 * max(g11, g22):
+        return 0.0, 0.0, False
+    g0_sq = max(0.25 * (g11 + g22 + 2.0 * g12), 0.0)
+    lam = c * math.sqrt(g0_sq / gw_sq)
+    scaled = 2.0 * lam * w
+    return (scaled + 1.0) / divisor, (2.0 * lam - scaled + 1.0) / divisor, True
 
 
 def _face_roots(m: np.ndarray, m_mean: np.ndarray, k: float, face: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -206,7 +215,7 @@ class CAGrad(Aggregator):
     def __call__(self, jacobian: Tensor, /) -> Aggregation:
         n = self.n_tasks
         gram = (jacobian @ jacobian.T).to(device="cpu", dtype=torch.float64)
-        divisor = {"quadratic": 1.0 + self.c**2, "linear": 1.0 + self.c, "none": 1.0}[self.rescale]
+        divisor = self._divisor
         if not torch.isfinite(gram).all():
             weights = torch.full((n,), 1.0 / divisor, dtype=jacobian.dtype, device=jacobian.device)
             return Aggregation(weights @ jacobian, weights,
@@ -229,27 +238,7 @@ class CAGrad(Aggregator):
         # d = sum_t (1/T + lam w_t) g_t; the update is T d / divisor.
         return (1.0 + n * lam * solution.weights) / divisor, solution
 
-    def batch_weights(self, grams: np.ndarray, /) -> np.ndarray:
-        """Batched task weights (see :meth:`Aggregator.batch_weights`): the dual by
-        :func:`cagrad_weights_two` for two tasks, by :func:`cagrad_weights` per problem for more."""
-        grams = np.asarray(grams, dtype=np.float64)
-        n = grams.shape[-1]
-        divisor = self._divisor
-        if n == 2 and np.isfinite(grams).all():
-            g11, g12, g22 = grams[:, 0, 0], grams[:, 0, 1], grams[:, 1, 1]
-            w, a, b, g0_sq = _dual_two(g11, g12, g22, self.c)
-            gw_sq = g22 + w * (2.0 * b + w * a)  # |g_2 + w (g_1 - g_2)|^2
-            lam = self.c * np.sqrt(np.maximum(g0_sq, 0.0) / np.maximum(gw_sq, _TINY))
-            weights = np.empty((grams.shape[0], 2))
-            scaled = (2.0 / divisor) * lam * w
-            weights[:, 0] = scaled + 1.0 / divisor
-            weights[:, 1] = (2.0 / divisor) * lam - scaled + 1.0 / divisor
-            # Where the optimum is g_w = 0 (a zero or exactly opposite gradient) the direction is a
-            # limit: there the general solver decides, as in __call__.
-            degenerate = gw_sq <= 1e-12 * np.maximum(g11, g22)
-            if degenerate.any():
-                for row in np.flatnonzero(degenerate):
-                    weights[row] = self._task_weights(grams[row], divisor)[0]
-            return weights
-        return np.stack([self._task_weights(gram, divisor)[0] if np.isfinite(gram).all() else np.full(n, 1.0 / divisor)
-                         for gram in grams])
+    def _two_task_rule(self) -> TwoTaskRule:
+        """See :func:`cagrad_two_rule`."""
+        return TwoTaskRule(cagrad_two_rule, (self.c, self._divisor))
+

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from mtl_core.aggregation import Aggregation, Aggregator
-from mtl_core.aggregation.min_norm import min_norm_two_batch, min_norm_weights
+from mtl_core.aggregation import Aggregation, Aggregator, TwoTaskRule
+from mtl_core.aggregation.min_norm import min_norm_two, min_norm_weights
 
 VARIANTS = ("ub", "exact")
 NORMALIZATIONS = ("none", "l2")
@@ -65,20 +67,22 @@ class MGDA(Aggregator):
                        f"with relative duality gap {solution.gap:.1e} (an approximate min-norm point)")
         return Aggregation(weights @ jacobian, weights, message)
 
-    def batch_weights(self, grams: np.ndarray, /) -> np.ndarray:
-        """Batched weights (see :meth:`Aggregator.batch_weights`): two tasks by Algorithm 1
-        elementwise, more by the same solver problem by problem."""
-        grams = np.asarray(grams, dtype=np.float64)
-        n = grams.shape[-1]
-        if self.normalization == "l2":
-            norms = np.sqrt(np.diagonal(grams, axis1=1, axis2=2))
-            norms = np.where(norms > 0, norms, 1.0)
-            grams = grams / (norms[:, :, None] * norms[:, None, :])
-        if n != 2 or not np.isfinite(grams).all():
-            return np.stack([min_norm_weights(gram).weights if np.isfinite(gram).all() else np.full(n, 1.0 / n)
-                             for gram in grams])
-        g11, g12, g22 = grams[:, 0, 0], grams[:, 0, 1], grams[:, 1, 1]
-        weights = np.empty((grams.shape[0], 2))
-        weights[:, 0] = min_norm_two_batch(g11, g12, g22)
-        np.subtract(1.0, weights[:, 0], out=weights[:, 1])
-        return weights
+    def _two_task_rule(self) -> TwoTaskRule:
+        """Algorithm 1 on the (normalised) Gram entries: see :func:`mgda_two_rule`."""
+        return TwoTaskRule(mgda_two_rule, (1.0 if self.normalization == "l2" else 0.0,))
+
+
+def mgda_two_rule(g11: float, g12: float, g22: float, params: np.ndarray) -> tuple[float, float, bool]:
+    """MGDA's weights for two tasks (a :class:`~mtl_core.aggregation.TwoTaskRule`): Algorithm 1
+    (:func:`~mtl_core.aggregation.min_norm.min_norm_two`) on the Gram entries, divided first by
+    the gradients' norms when ``params[0]`` is 1 (the ``l2`` normalisation)."""
+    if not math.isfinite(g11 + g12 + g22):
+        return 0.0, 0.0, False
+    if params[0] > 0.0:
+        norm1 = math.sqrt(g11) if g11 > 0.0 else 1.0  # a zero gradient stays zero
+        norm2 = math.sqrt(g22) if g22 > 0.0 else 1.0
+        g11, g12, g22 = g11 / (norm1 * norm1), g12 / (norm1 * norm2), g22 / (norm2 * norm2)
+    if not max(g11, g22) > 0.0:  # both gradients zero: every combination is the min-norm point
+        return 0.5, 0.5, True
+    gamma = min_norm_two(g11, g12, g22)
+    return gamma, 1.0 - gamma, True

@@ -31,7 +31,6 @@ import numpy as np
 MAX_ITER = 250  # Frank-Wolfe iterations at most: the official code's MinNormSolver.MAX_ITER
 FW_GAP = 1e-2  # Frank-Wolfe hands over at this duality gap (relative to the largest squared norm) ...
 OPTIMALITY_TOL = 1e-12  # ... and the exact finish stops at this one
-_TINY = np.finfo(np.float64).tiny
 
 
 @dataclass(frozen=True)
@@ -62,16 +61,6 @@ def min_norm_two(g11: float, g12: float, g22: float) -> float:
         return 0.0
     # Here g11 + g22 - 2 g12 > 0, since g12 < min(g11, g22).
     return (g22 - g12) / (g11 + g22 - 2.0 * g12)
-
-
-def min_norm_two_batch(g11: np.ndarray, g12: np.ndarray, g22: np.ndarray) -> np.ndarray:
-    """:func:`min_norm_two` for arrays of problems at once: the interior formula clipped to
-    [0, 1] is the same three cases (its numerator exceeds its denominator exactly when
-    ``g12 > g11``, and is negative when ``g12 > g22``). Where ``g1 == g2`` (the denominator is
-    0) it returns 1/2 where :func:`min_norm_two` returns 1: the same point."""
-    difference = g11 + g22 - 2.0 * g12  # |g1 - g2|^2
-    gamma = np.minimum(np.maximum((g22 - g12) / np.maximum(difference, _TINY), 0.0), 1.0)
-    return np.where(difference > 0.0, gamma, 0.5)
 
 
 def frank_wolfe(gram: np.ndarray, *, max_iter: int = MAX_ITER, gap_tol: float = 0.0) -> tuple[np.ndarray, int]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from mtl_core.aggregation import Aggregation, Aggregator
-
-_TINY = np.finfo(np.float64).tiny
+from mtl_core.aggregation import Aggregation, Aggregator, TwoTaskRule
 
 
 class PCGrad(Aggregator):
@@ -41,19 +41,22 @@ class PCGrad(Aggregator):
         weights = weights.to(jacobian.device, jacobian.dtype)
         return Aggregation(update=weights @ jacobian, weights=weights)
 
-    def batch_weights(self, grams: np.ndarray, /) -> np.ndarray | None:
-        """Batched weights (see :meth:`Aggregator.batch_weights`) for two tasks, where the order
-        is not random (each task has one partner): on a conflict g_1 loses its component along g_2
-        and g_2 along g_1, so ``w = (1 - g12 / g11, 1 - g12 / g22)``. More tasks: None (random
-        orders, drawn per call)."""
-        if grams.shape[-1] != 2:
-            return None
-        g11, g12, g22 = grams[:, 0, 0], grams[:, 0, 1], grams[:, 1, 1]
-        conflict = np.minimum(g12, 0.0)  # only a negative inner product projects
-        weights = np.empty((grams.shape[0], 2))
-        weights[:, 0] = 1.0 - conflict / np.maximum(g11, _TINY)
-        weights[:, 1] = 1.0 - conflict / np.maximum(g22, _TINY)
-        return weights
+    def _two_task_rule(self) -> TwoTaskRule:
+        """Two tasks have one order each (each task's only partner is the other): see
+        :func:`pcgrad_two_rule`."""
+        return TwoTaskRule(pcgrad_two_rule)
+
+
+def pcgrad_two_rule(g11: float, g12: float, g22: float, params: np.ndarray) -> tuple[float, float, bool]:
+    """PCGrad's weights for two tasks (a :class:`~mtl_core.aggregation.TwoTaskRule`): on a conflict
+    g_1 loses its component along g_2 and g_2 along g_1, so ``w = (1 - g12 / g11, 1 - g12 / g22)``;
+    without one, ``(1, 1)``. No parameters."""
+    if not math.isfinite(g11 + g12 + g22):
+        return 0.0, 0.0, False
+    if g12 >= 0.0:  # only a negative inner product projects
+        return 1.0, 1.0, True
+    # A conflict implies both gradients are non-zero: the divisions are safe.
+    return 1.0 - g12 / g11, 1.0 - g12 / g22, True
 
 
 def random_partner_orders(n_tasks: int, generator: torch.Generator) -> Tensor:
