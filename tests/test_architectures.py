@@ -13,6 +13,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from mtl_core.architectures import ARCHITECTURES
@@ -414,3 +415,19 @@ def test_a_bank_of_experts_computes_each_expert_independently():
     z = torch.randn(5, 7)
     for i in range(2):
         assert torch.allclose(dense(z)[:, i], F.relu(z @ dense.project.weight[i] + dense.project.bias[i]))
+
+
+def test_the_fast_max_pool_gives_max_pools_numbers_and_gradients():
+    from mtl_core.architectures.backbones import MaxPool2x2
+
+    torch.manual_seed(0)
+    # ReLU outputs: many ties at zero, as in the trunks; odd sizes fall back to the kernel.
+    for shape in ((16, 32, 8, 8), (4, 3, 6, 10), (2, 5, 7, 8)):
+        x = torch.relu(torch.randn(shape)).round(decimals=1)
+        with torch.inference_mode():
+            assert torch.equal(MaxPool2x2()(x), nn.MaxPool2d(2)(x))
+        leaf = x.clone().requires_grad_()
+        grad = torch.randn(MaxPool2x2()(x).shape)
+        ours = torch.autograd.grad(MaxPool2x2()(leaf), leaf, grad)[0]
+        theirs = torch.autograd.grad(nn.MaxPool2d(2)(leaf), leaf, grad)[0]
+        assert torch.equal(ours, theirs)  # with autograd it is the kernel itself

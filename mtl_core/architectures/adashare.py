@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mtl_core.architectures.backbones import MaxPool2x2
 from mtl_core.architectures.base import MTLModel, head
 from mtl_core.architectures.parts import flat_size, matrix
 from mtl_core.suites.base import SuiteData
@@ -83,7 +84,7 @@ class AdaShare(MTLModel):
             self.blocks = nn.ModuleList([
                 ResidualBlock(nn.Conv2d(IMAGE_CHANNELS, IMAGE_CHANNELS, kernel_size=3, padding=1))
                 for _ in range(blocks)])
-            self.neck = nn.Sequential(nn.MaxPool2d(2), nn.Flatten(),
+            self.neck = nn.Sequential(MaxPool2x2(), nn.Flatten(),
                                       nn.Linear(IMAGE_CHANNELS * (height // 2) * (width // 2), IMAGE_FEATURES),
                                       nn.ReLU())
             features = IMAGE_FEATURES

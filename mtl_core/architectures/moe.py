@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mtl_core.architectures.backbones import MaxPool2x2
 from mtl_core.architectures.base import MTLModel, head
 from mtl_core.architectures.parts import flat_size, inference, matrix, register_probe
 from mtl_core.suites.base import SuiteData
@@ -58,7 +59,7 @@ class ExpertBank(nn.Module):
             self.features = nn.Sequential(
                 nn.Conv2d(channels, n * c1, kernel_size=3, padding=1), nn.ReLU(),
                 nn.Conv2d(n * c1, n * c2, kernel_size=3, padding=1, groups=n), nn.ReLU(),
-                nn.MaxPool2d(2))
+                MaxPool2x2())
             fan_in = c2 * (height // 2) * (width // 2)
         else:
             fan_in = flat_size(input_shape)
