@@ -83,10 +83,13 @@ def trajectory_animation(trajectories: pd.DataFrame, grid: pd.DataFrame, starts:
         marker={"symbol": "star", "size": 18, "color": "#F0E442", "line": {"color": "#000000", "width": 1.5}},
         unselected={"marker": {"opacity": 1}}))
     figure.add_trace(go.Scatter(
-        x=[s[0] for s in starts], y=[s[1] for s in starts], mode="markers+text", name="start points",
-        text=[f"{i + 1}" for i in range(len(starts))], textposition="top right", textfont={"size": FONT},
+        x=[s[0] for s in starts], y=[s[1] for s in starts], mode="markers", name="start points",
         marker={"symbol": "circle-open", "size": 14, "color": "#000000", "line": {"width": 3}},
         unselected={"marker": {"opacity": 1}}))
+    for number, (x1, x2) in enumerate(starts, start=1):
+        # Black on a white box: readable on the light and the dark contours, in either app theme.
+        figure.add_annotation(x=x1, y=x2, text=str(number), showarrow=False, xshift=16, yshift=16,
+                              font={"size": FONT, "color": "#000000"}, bgcolor="#FFFFFF", opacity=0.9)
     static = len(figure.data)
     # The same contours as a picture under the plot: plotly.js drops a contour (or heatmap) trace
     # from the plot while an animation plays (seen in Chromium, with or without redraw; the browser
@@ -145,8 +148,11 @@ def trajectory_animation(trajectories: pd.DataFrame, grid: pd.DataFrame, starts:
     figure.update_layout(
         height=height, font={"size": FONT}, margin={"l": 60, "r": 20, "t": 60, "b": 190},
         title={"text": f"Trajectories on the {SURFACES[surface]}", "x": 0.0, "y": 0.98, "yanchor": "top"},
-        xaxis={"title": {"text": "x1 (parameter 1, no unit)"}, "range": list(toy.BOUNDS), "constrain": "domain"},
-        yaxis={"title": {"text": "x2 (parameter 2, no unit)"}, "range": list(toy.BOUNDS), "scaleanchor": "x"},
+        # No grid: the contours map the plane, and the theme's grid lines crossed the picture.
+        xaxis={"title": {"text": "x1 (parameter 1, no unit)"}, "range": list(toy.BOUNDS), "constrain": "domain",
+               "showgrid": False},
+        yaxis={"title": {"text": "x2 (parameter 2, no unit)"}, "range": list(toy.BOUNDS), "scaleanchor": "x",
+               "showgrid": False},
         legend={"orientation": "h", "y": -0.36, "yanchor": "top", "x": 0.0},
         # Play / pause left of the step slider, under the x axis (above the plot they sat under
         # plotly's toolbar); the slider's "Adam step N" label starts where the buttons end.

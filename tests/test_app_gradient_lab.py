@@ -82,7 +82,8 @@ def test_page_shows_the_toy_the_explorer_and_the_3d_view():
     animation = figures[0]
     assert [t.get("name") for t in animation["data"][4:6]] == ["MGDA", "CAGrad"]
     starts = animation["data"][3]
-    assert len(starts["text"]) == 4  # the paper's three and the typed (0, 5)
+    assert len(starts["x"]) == 4  # the paper's three and the typed (0, 5), each numbered
+    assert [a["text"] for a in animation["layout"]["annotations"]] == ["1", "2", "3", "4"]
     assert len(animation["frames"]) == lab_viz.FRAMES
     ends = at.dataframe[0].value
     assert len(ends) == 2 * 4 and set(ends["method"]) == {"MGDA", "CAGrad"}
@@ -108,4 +109,4 @@ def test_explorer_slider_changes_the_table():
 def test_bad_start_points_get_a_message_not_a_traceback():
     at = lab_page(steps="2000", methods="ew", starts="0, 5; banana; 40, 2")
     assert any("banana" in w.value and "'40, 2'" in w.value for w in at.warning)
-    assert len(plotly_figures(at)[0]["data"][3]["text"]) == 4  # the paper's three and (0, 5)
+    assert len(plotly_figures(at)[0]["data"][3]["x"]) == 4  # the paper's three and (0, 5)
