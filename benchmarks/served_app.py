@@ -56,3 +56,18 @@ def served_app(store_path: Path, log_path: Path, *, env: dict[str, str] | None =
                 server.wait(10)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+@contextmanager
+def chromium_page(width: int, height: int, **options: object) -> Iterator[object]:
+    """A page of a fresh headless Chromium (Debian's, with the project's flags), ``width`` x
+    ``height`` CSS pixels; ``options`` go to ``new_page`` (e.g. ``accept_downloads=True``). The
+    browser closes on the way out, whatever happened inside."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height}, **options)
+        finally:
+            browser.close()

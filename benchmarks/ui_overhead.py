@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
-from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
+from benchmarks.served_app import ROOT, chromium_page, served_app
 from mtl_core.config import RunConfig
 from mtl_core.store import TERMINAL, Store
 
@@ -52,14 +52,10 @@ def headless(config: RunConfig, workdir: Path, threads: int) -> float:
 
 
 def through_the_app(config: RunConfig, workdir: Path, threads: int) -> float:
-    from playwright.sync_api import sync_playwright
-
     store_path = workdir / "app.db"
     with served_app(store_path, workdir / "streamlit.log", env=threads_env(threads)) as url:
         store = Store(store_path)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1150})
+        with chromium_page(1600, 1150) as page:
             page.goto(f"{url}/train?{urlencode(config.to_query())}")
             page.get_by_role("button", name="Train", exact=True).click()
             page.wait_for_url(lambda u: "run=" in u, timeout=30_000)
@@ -67,7 +63,6 @@ def through_the_app(config: RunConfig, workdir: Path, threads: int) -> float:
             while store.get_run(run_id).status not in TERMINAL:
                 page.wait_for_timeout(200)  # the page keeps polling and drawing meanwhile
             status = store.get_run(run_id).status
-            browser.close()
     if status != "done":
         raise RuntimeError(f"the app's run ended as {status}: {store.get_run(run_id).message}")
     return steps_per_second(store, run_id)

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT
+from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
 from mtl_core.config import RunConfig
 from mtl_core.store import TERMINAL, Store
 from mtl_core.worker import execute_run
@@ -37,7 +37,7 @@ SEED_VISIBLE_JS = """() => [...document.querySelectorAll('label')]
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
                 allow_module_level=True)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+pytest.importorskip("playwright.sync_api")
 
 
 def train_url(url: str, config: RunConfig) -> str:
@@ -73,72 +73,67 @@ def test_live_dashboard_in_chromium(served):
     long_run = RunConfig.parse({"steps": 50_000, "eval_every": 50, "probe_every": 10, "device": "cpu"})
     ARTIFACTS.mkdir(exist_ok=True)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1150})
-        try:
-            # Warm up: the first page load, the worker's torch import and the chart libraries.
-            page.goto(train_url(url, warm_up))
-            button(page, "Train").click()
-            page.wait_for_url(re.compile(r"[?&]run=\d+"), timeout=30_000)
-            warm_id = int(re.search(r"[?&]run=(\d+)", page.url).group(1))
-            wait_for_status(store, warm_id, TERMINAL, timeout=60)
-            page.locator(LINE).first.wait_for(timeout=30_000)
+    with chromium_page(1600, 1150) as page:
+        # Warm up: the first page load, the worker's torch import and the chart libraries.
+        page.goto(train_url(url, warm_up))
+        button(page, "Train").click()
+        page.wait_for_url(re.compile(r"[?&]run=\d+"), timeout=30_000)
+        warm_id = int(re.search(r"[?&]run=(\d+)", page.url).group(1))
+        wait_for_status(store, warm_id, TERMINAL, timeout=60)
+        page.locator(LINE).first.wait_for(timeout=30_000)
 
-            # The measured run, on the same page (as a person would do it): from the click to
-            # the new run's first curve: its step counter reads "N / 50,000" and a line is drawn.
-            page.goto(train_url(url, long_run) + f"&run={warm_id}")
-            page.locator(LINE).first.wait_for(timeout=30_000)
-            # The job manager starts its next warm worker 2 s after a run takes one, and that
-            # worker then imports torch: give it time, as a person configuring a run would.
-            started = store.get_run(warm_id).started_at
-            page.wait_for_timeout(max(0.0, started + 7.0 - time.time()) * 1000)
-            clicked = time.perf_counter()
-            button(page, "Train").click()
-            # Checked on every animation frame: Playwright's own locator waits poll at up to
-            # 500 ms intervals, which would be measured too.
-            page.wait_for_function(FIRST_CURVE_JS, arg=f"{long_run.steps:,}", polling="raf",
-                                   timeout=30_000)
-            first_curve_s = time.perf_counter() - clicked
-            page.wait_for_url(re.compile(rf"[?&]run=(?!{warm_id}\b)\d+"), timeout=10_000)
-            run_id = int(re.search(r"[?&]run=(\d+)", page.url).group(1))
+        # The measured run, on the same page (as a person would do it): from the click to
+        # the new run's first curve: its step counter reads "N / 50,000" and a line is drawn.
+        page.goto(train_url(url, long_run) + f"&run={warm_id}")
+        page.locator(LINE).first.wait_for(timeout=30_000)
+        # The job manager starts its next warm worker 2 s after a run takes one, and that
+        # worker then imports torch: give it time, as a person configuring a run would.
+        started = store.get_run(warm_id).started_at
+        page.wait_for_timeout(max(0.0, started + 7.0 - time.time()) * 1000)
+        clicked = time.perf_counter()
+        button(page, "Train").click()
+        # Checked on every animation frame: Playwright's own locator waits poll at up to
+        # 500 ms intervals, which would be measured too.
+        page.wait_for_function(FIRST_CURVE_JS, arg=f"{long_run.steps:,}", polling="raf",
+                               timeout=30_000)
+        first_curve_s = time.perf_counter() - clicked
+        page.wait_for_url(re.compile(rf"[?&]run=(?!{warm_id}\b)\d+"), timeout=10_000)
+        run_id = int(re.search(r"[?&]run=(\d+)", page.url).group(1))
 
-            # The curves keep coming.
-            page.wait_for_timeout(1000)
-            before = steps_done(page)
-            page.wait_for_timeout(1000 * POLL_S + 500)  # at least one poll of the live view
-            after = steps_done(page)
+        # The curves keep coming.
+        page.wait_for_timeout(1000)
+        before = steps_done(page)
+        page.wait_for_timeout(1000 * POLL_S + 500)  # at least one poll of the live view
+        after = steps_done(page)
 
-            # Responsive while training: an expander opens (the browser's event loop is free)
-            # and a changed setting comes back from the server (its URL is rewritten).
-            opened = time.perf_counter()
-            page.get_by_text("Training settings").click()
-            page.wait_for_function(SEED_VISIBLE_JS, polling="raf", timeout=5000)
-            expander_s = time.perf_counter() - opened
-            seed = page.get_by_label("Seed", exact=True)
-            seed.fill("5")
-            changed = time.perf_counter()
-            seed.press("Enter")
-            page.wait_for_url(re.compile(r"[?&]seed=5(&|$)"), timeout=10_000)
-            round_trip_s = time.perf_counter() - changed
-            page.get_by_text("Training settings").click()  # fold it again for the screenshot
+        # Responsive while training: an expander opens (the browser's event loop is free)
+        # and a changed setting comes back from the server (its URL is rewritten).
+        opened = time.perf_counter()
+        page.get_by_text("Training settings").click()
+        page.wait_for_function(SEED_VISIBLE_JS, polling="raf", timeout=5000)
+        expander_s = time.perf_counter() - opened
+        seed = page.get_by_label("Seed", exact=True)
+        seed.fill("5")
+        changed = time.perf_counter()
+        seed.press("Enter")
+        page.wait_for_url(re.compile(r"[?&]seed=5(&|$)"), timeout=10_000)
+        round_trip_s = time.perf_counter() - changed
+        page.get_by_text("Training settings").click()  # fold it again for the screenshot
 
-            # The screenshot: once a few validation points are in (or after 10 s on a slow machine).
-            deadline = time.monotonic() + 10
-            while steps_done(page) < 3 * long_run.eval_every and time.monotonic() < deadline:
-                page.wait_for_timeout(250)
-            page.mouse.move(5, 5)
-            page.get_by_test_id("stMain").evaluate("main => main.scrollTo(0, 0)")
-            page.wait_for_timeout(700)
-            page.screenshot(path=ARTIFACTS / "train_running.png")
+        # The screenshot: once a few validation points are in (or after 10 s on a slow machine).
+        deadline = time.monotonic() + 10
+        while steps_done(page) < 3 * long_run.eval_every and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        page.mouse.move(5, 5)
+        page.get_by_test_id("stMain").evaluate("main => main.scrollTo(0, 0)")
+        page.wait_for_timeout(700)
+        page.screenshot(path=ARTIFACTS / "train_running.png")
 
-            stop_clicked = time.perf_counter()
-            button(page, "Stop").click()
-            status = wait_for_status(store, run_id, TERMINAL, timeout=10)
-            stop_s = time.perf_counter() - stop_clicked
-            page.get_by_text("stopped").first.wait_for(timeout=10_000)
-        finally:
-            browser.close()
+        stop_clicked = time.perf_counter()
+        button(page, "Stop").click()
+        status = wait_for_status(store, run_id, TERMINAL, timeout=10)
+        stop_s = time.perf_counter() - stop_clicked
+        page.get_by_text("stopped").first.wait_for(timeout=10_000)
 
     print(f"\nfirst curve after Train (warm worker): {first_curve_s:.2f} s"
           f"\nsteps counter: {before} -> {after} in {POLL_S + 0.5:.1f} s (the page polls every {POLL_S:g} s)"
@@ -165,9 +160,7 @@ def test_the_sharing_page_animates_learned_sharing_in_chromium(served):
         assert execute_run(store, runs[arch], stop=threading.Event()).status == "done"
     ARTIFACTS.mkdir(exist_ok=True)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1150})
+    with chromium_page(1600, 1150) as page:
         page.goto(f"{url}/sharing")
         page.get_by_text("What a run learned").click()
         seen = {}
@@ -188,7 +181,6 @@ def test_the_sharing_page_animates_learned_sharing_in_chromium(served):
             page.wait_for_function("() => document.querySelectorAll('.vega-embed g.mark-rect path').length > 0")
             page.screenshot(path=ARTIFACTS / f"sharing_{arch}_playing.png")
             play.click()  # stop before switching runs
-        browser.close()
     print("\nsnapshots shown while playing for 4 s: "
           + ", ".join(f"{arch} {len(steps)}" for arch, steps in seen.items()))
     # One frame every 0.6 s: several distinct steps in 4 s, for both runs.

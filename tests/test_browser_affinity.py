@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT
+from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
 from mtl_core import affinity, viz
 from mtl_core.config import RunConfig
 from mtl_core.store import Store
@@ -32,7 +32,7 @@ LABEL_FILL_JS = """task => [...document.querySelectorAll('.vega-embed g.role-axi
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
                 allow_module_level=True)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+pytest.importorskip("playwright.sync_api")
 
 
 def test_affinity_page_in_chromium(served):
@@ -46,32 +46,27 @@ def test_affinity_page_in_chromium(served):
     assert affinity.transfer_progress(store, base) == (16, 16)
     ARTIFACTS.mkdir(exist_ok=True)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1400})
-        try:
-            page.goto(f"{url}/affinity")
-            page.wait_for_function(DRAWN_JS, polling=200, timeout=60_000)
-            page.wait_for_timeout(500)  # let the last chart finish laying out
-            fills = {task: page.evaluate(LABEL_FILL_JS, task) for task in TASKS}
-            page.screenshot(path=str(ARTIFACTS / "affinity_page.png"), full_page=True)
-            colors = viz.task_colors(SUITES["digit_attributes"])
-            for task in TASKS:  # each task's labels in its colour, on all three heatmaps
-                assert len(fills[task]) >= 6 and {fill.lower() for fill in fills[task]} == {colors[task].lower()}
-            for title in ("Lookahead affinity (TAG)", "Gradient cosine", "Pairwise transfer"):
-                assert page.locator(".vega-embed svg text", has_text=title).count() >= 1, title
+    with chromium_page(1600, 1400) as page:
+        page.goto(f"{url}/affinity")
+        page.wait_for_function(DRAWN_JS, polling=200, timeout=60_000)
+        page.wait_for_timeout(500)  # let the last chart finish laying out
+        fills = {task: page.evaluate(LABEL_FILL_JS, task) for task in TASKS}
+        page.screenshot(path=str(ARTIFACTS / "affinity_page.png"), full_page=True)
+        colors = viz.task_colors(SUITES["digit_attributes"])
+        for task in TASKS:  # each task's labels in its colour, on all three heatmaps
+            assert len(fills[task]) >= 6 and {fill.lower() for fill in fills[task]} == {colors[task].lower()}
+        for title in ("Lookahead affinity (TAG)", "Gradient cosine", "Pairwise transfer"):
+            assert page.locator(".vega-embed svg text", has_text=title).count() >= 1, title
 
-            before = set(store.list_runs()["id"])
-            page.get_by_role("button", name="Train this grouping").click()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and len(set(store.list_runs()["id"]) - before) == 0:
-                time.sleep(0.2)
-            time.sleep(1.0)  # every group's run is submitted in the same script run
-            started = [store.get_run(int(i)) for i in set(store.list_runs()["id"]) - before]
-            groups = sorted(tuple(info.config.tasks) for info in started)
-            best = max(affinity.best_groupings(affinity.run_affinities(store, run_id)["tag"]),
-                       key=lambda g: g.score)
-            assert groups == sorted(best.groups)
-            print(f"\naffinity page: TAG-suggested grouping {best.label} started as {len(groups)} runs")
-        finally:
-            browser.close()
+        before = set(store.list_runs()["id"])
+        page.get_by_role("button", name="Train this grouping").click()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(set(store.list_runs()["id"]) - before) == 0:
+            time.sleep(0.2)
+        time.sleep(1.0)  # every group's run is submitted in the same script run
+        started = [store.get_run(int(i)) for i in set(store.list_runs()["id"]) - before]
+        groups = sorted(tuple(info.config.tasks) for info in started)
+        best = max(affinity.best_groupings(affinity.run_affinities(store, run_id)["tag"]),
+                   key=lambda g: g.score)
+        assert groups == sorted(best.groups)
+        print(f"\naffinity page: TAG-suggested grouping {best.label} started as {len(groups)} runs")

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT
+from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
@@ -30,7 +30,7 @@ DRAWN = ".vega-embed svg, .vega-embed canvas"  # any vega chart that has rendere
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
                 allow_module_level=True)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+pytest.importorskip("playwright.sync_api")
 
 # (button title, the page's path, its heading, the method the step sets up)
 STEPS = (
@@ -82,52 +82,47 @@ def test_the_home_tour_in_chromium(served):
     ARTIFACTS.mkdir(exist_ok=True)
     seen: list[str] = []
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1150})
-        try:
-            page.goto(url)  # "/" is Home, the default page
-            main(page).get_by_role("heading", name="Multi-task learning, hands on").wait_for(timeout=30_000)
-            main(page).get_by_text("Start here", exact=True).wait_for(timeout=15_000)
-            for number, (title, path, heading, method) in enumerate(STEPS, start=1):
-                if number > 1:
-                    go_home(page, url)
-                runs = store.list_runs()
-                runs_before = set(runs["id"]) if len(runs) else set()
-                main(page).get_by_role("button", name=title, exact=True).click()
-                page.wait_for_url(re.compile(rf"{re.escape(url)}{path}(\?|$)"), timeout=20_000)
-                main(page).get_by_role("heading", name=heading, exact=True).wait_for(timeout=20_000)
+    with chromium_page(1600, 1150) as page:
+        page.goto(url)  # "/" is Home, the default page
+        main(page).get_by_role("heading", name="Multi-task learning, hands on").wait_for(timeout=30_000)
+        main(page).get_by_text("Start here", exact=True).wait_for(timeout=15_000)
+        for number, (title, path, heading, method) in enumerate(STEPS, start=1):
+            if number > 1:
+                go_home(page, url)
+            runs = store.list_runs()
+            runs_before = set(runs["id"]) if len(runs) else set()
+            main(page).get_by_role("button", name=title, exact=True).click()
+            page.wait_for_url(re.compile(rf"{re.escape(url)}{path}(\?|$)"), timeout=20_000)
+            main(page).get_by_role("heading", name=heading, exact=True).wait_for(timeout=20_000)
 
-                if path == "/train":
-                    config = RunConfig.from_query(query(page))
-                    shown = selectbox_value(page, "Method")
-                    assert config.method == method, page.url
-                    assert shown == METHODS[method].name, shown
-                    if number > 1:
-                        assert config.suite == "multidigits" and config.probe_every == 5
-                        assert config.tasks == ("left", "right")
-                    line = f"step {number} ({title}): /train, method={config.method} (selectbox "\
-                           f"'{shown}'), suite={config.suite}, tasks={','.join(config.tasks)}, "\
-                           f"steps={config.steps}, probe_every={config.probe_every}"
-                    assert "run" not in query(page)
-                elif path == "/compare":
-                    grid = Grid.from_query(query(page))
-                    assert grid.methods == ("ew", "pcgrad", "cagrad") and grid.seeds == (0, 1)
-                    launch = main(page).get_by_role("button", name=re.compile(r"^Launch \d+ runs"))
-                    launch.wait_for(timeout=20_000)
-                    new_runs = set(store.list_runs()["id"]) - runs_before if len(store.list_runs()) else set()
-                    assert not new_runs  # nothing trains before Launch
-                    line = f"step {number} ({title}): /compare, grid methods={','.join(grid.methods)}, " \
-                           f"seeds={','.join(map(str, grid.seeds))}, button '{launch.inner_text()}'"
-                else:
-                    shown = selectbox_value(page, "Architecture")
-                    assert shown == ARCHITECTURES["mmoe"].name, shown
-                    page.locator(DRAWN).first.wait_for(timeout=20_000)
-                    line = f"step {number} ({title}): /sharing, architecture selectbox '{shown}', diagram drawn"
-                shot = screenshot(page, number)
-                seen.append(line)
-                print(("\n" if number == 1 else "") + line + f" -> {shot.relative_to(ROOT)}")
-        finally:
-            browser.close()
+            if path == "/train":
+                config = RunConfig.from_query(query(page))
+                shown = selectbox_value(page, "Method")
+                assert config.method == method, page.url
+                assert shown == METHODS[method].name, shown
+                if number > 1:
+                    assert config.suite == "multidigits" and config.probe_every == 5
+                    assert config.tasks == ("left", "right")
+                line = f"step {number} ({title}): /train, method={config.method} (selectbox "\
+                       f"'{shown}'), suite={config.suite}, tasks={','.join(config.tasks)}, "\
+                       f"steps={config.steps}, probe_every={config.probe_every}"
+                assert "run" not in query(page)
+            elif path == "/compare":
+                grid = Grid.from_query(query(page))
+                assert grid.methods == ("ew", "pcgrad", "cagrad") and grid.seeds == (0, 1)
+                launch = main(page).get_by_role("button", name=re.compile(r"^Launch \d+ runs"))
+                launch.wait_for(timeout=20_000)
+                new_runs = set(store.list_runs()["id"]) - runs_before if len(store.list_runs()) else set()
+                assert not new_runs  # nothing trains before Launch
+                line = f"step {number} ({title}): /compare, grid methods={','.join(grid.methods)}, " \
+                       f"seeds={','.join(map(str, grid.seeds))}, button '{launch.inner_text()}'"
+            else:
+                shown = selectbox_value(page, "Architecture")
+                assert shown == ARCHITECTURES["mmoe"].name, shown
+                page.locator(DRAWN).first.wait_for(timeout=20_000)
+                line = f"step {number} ({title}): /sharing, architecture selectbox '{shown}', diagram drawn"
+            shot = screenshot(page, number)
+            seen.append(line)
+            print(("\n" if number == 1 else "") + line + f" -> {shot.relative_to(ROOT)}")
 
     assert len(seen) == len(STEPS)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
+from benchmarks.served_app import CHROMIUM, ROOT, chromium_page, served_app
 from mtl_core.config import RunConfig
 from mtl_core.store import Store
 from mtl_core.worker import execute_run
@@ -165,71 +165,64 @@ def settle(page) -> bool:
 @browser_test
 @pytest.mark.browser
 def test_presentation_mode_keyboard_and_export_in_chromium(served, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     url, _ = served
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000}, accept_downloads=True)
-        try:
-            page.goto(f"{url}/?present=1")
-            page.get_by_role("heading", name="Multi-task learning, hands on").wait_for(timeout=30_000)
-            page.get_by_role("button", name=re.compile("Exit presentation")).wait_for(timeout=15_000)
-            settle(page)
-            assert not sidebar_shown(page)
-            assert page.evaluate("() => getComputedStyle(document.documentElement).fontSize") == "21px"
-            assert "present=" not in page.url
-            page.screenshot(path=ARTIFACTS / "presentation_home.png")
+    with chromium_page(1600, 1000, accept_downloads=True) as page:
+        page.goto(f"{url}/?present=1")
+        page.get_by_role("heading", name="Multi-task learning, hands on").wait_for(timeout=30_000)
+        page.get_by_role("button", name=re.compile("Exit presentation")).wait_for(timeout=15_000)
+        settle(page)
+        assert not sidebar_shown(page)
+        assert page.evaluate("() => getComputedStyle(document.documentElement).fontSize") == "21px"
+        assert "present=" not in page.url
+        page.screenshot(path=ARTIFACTS / "presentation_home.png")
 
-            # Esc leaves, Alt+P comes back: the keys a lecturer presses at the lectern
-            page.keyboard.press("Escape")
-            page.get_by_role("button", name=re.compile("Presentation mode")).wait_for(timeout=15_000)
-            assert sidebar_shown(page)
-            page.keyboard.press("Alt+P")
-            page.get_by_role("button", name=re.compile("Exit presentation")).wait_for(timeout=15_000)
-            assert not sidebar_shown(page)
+        # Esc leaves, Alt+P comes back: the keys a lecturer presses at the lectern
+        page.keyboard.press("Escape")
+        page.get_by_role("button", name=re.compile("Presentation mode")).wait_for(timeout=15_000)
+        assert sidebar_shown(page)
+        page.keyboard.press("Alt+P")
+        page.get_by_role("button", name=re.compile("Exit presentation")).wait_for(timeout=15_000)
+        assert not sidebar_shown(page)
 
-            # Tab reaches the pages in the top bar; Enter opens one
-            page.evaluate("() => document.activeElement && document.activeElement.blur()")
-            presses = 0
-            while presses < 40:
-                page.keyboard.press("Tab")
-                presses += 1
-                focused = page.evaluate("() => [document.activeElement.getAttribute('data-testid'), "
-                                        "document.activeElement.innerText.trim()]")
-                if focused[0] == "stTopNavLink" and focused[1].endswith("Sharing"):  # after its icon's name
-                    break
-            assert presses < 40, "Tab never reached the Sharing link"
-            page.keyboard.press("Enter")
-            page.wait_for_url(re.compile(r"/sharing"), timeout=15_000)
-            page.locator(".vega-embed svg").first.wait_for(timeout=20_000)
-            settle(page)
-            assert not sidebar_shown(page)  # still presenting on the next page
-            page.screenshot(path=ARTIFACTS / "presentation_sharing.png")
+        # Tab reaches the pages in the top bar; Enter opens one
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        presses = 0
+        while presses < 40:
+            page.keyboard.press("Tab")
+            presses += 1
+            focused = page.evaluate("() => [document.activeElement.getAttribute('data-testid'), "
+                                    "document.activeElement.innerText.trim()]")
+            if focused[0] == "stTopNavLink" and focused[1].endswith("Sharing"):  # after its icon's name
+                break
+        assert presses < 40, "Tab never reached the Sharing link"
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"/sharing"), timeout=15_000)
+        page.locator(".vega-embed svg").first.wait_for(timeout=20_000)
+        settle(page)
+        assert not sidebar_shown(page)  # still presenting on the next page
+        page.screenshot(path=ARTIFACTS / "presentation_sharing.png")
 
-            files = {}
-            for fmt in ("PNG", "SVG"):
-                with page.expect_download(timeout=20_000) as download:
-                    page.get_by_role("button", name=fmt, exact=True).first.click()
-                files[fmt] = tmp_path / download.value.suggested_filename
-                download.value.save_as(files[fmt])
-            assert files["PNG"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-            svg = files["SVG"].read_text()
-            assert svg.startswith("<svg") and "Shared layer 1" in svg  # the diagram's blocks
-            print(f"\nTab presses to the Sharing link: {presses}; exported {files['PNG'].name} "
-                  f"({files['PNG'].stat().st_size:,} bytes) and {files['SVG'].name}")
+        files = {}
+        for fmt in ("PNG", "SVG"):
+            with page.expect_download(timeout=20_000) as download:
+                page.get_by_role("button", name=fmt, exact=True).first.click()
+            files[fmt] = tmp_path / download.value.suggested_filename
+            download.value.save_as(files[fmt])
+        assert files["PNG"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = files["SVG"].read_text()
+        assert svg.startswith("<svg") and "Shared layer 1" in svg  # the diagram's blocks
+        print(f"\nTab presses to the Sharing link: {presses}; exported {files['PNG'].name} "
+              f"({files['PNG'].stat().st_size:,} bytes) and {files['SVG'].name}")
 
-            # the app menu offers the dark theme (a theme fixed in config.toml would hide it)
-            page.get_by_test_id("stMainMenuButton").click()
-            page.get_by_role("menuitemradio", name="Dark").click()
-            page.wait_for_function("""() => {
-                const [r, g, b] = getComputedStyle(document.querySelector('[data-testid="stApp"]'))
-                    .backgroundColor.match(/\\d+/g).map(Number);
-                return r + g + b < 150;
-            }""", timeout=10_000)
-        finally:
-            browser.close()
+        # the app menu offers the dark theme (a theme fixed in config.toml would hide it)
+        page.get_by_test_id("stMainMenuButton").click()
+        page.get_by_role("menuitemradio", name="Dark").click()
+        page.wait_for_function("""() => {
+            const [r, g, b] = getComputedStyle(document.querySelector('[data-testid="stApp"]'))
+                .backgroundColor.match(/\\d+/g).map(Number);
+            return r + g + b < 150;
+        }""", timeout=10_000)
 
 
 @browser_test
@@ -238,8 +231,6 @@ def test_every_page_is_readable_in_the_dark_theme(tmp_path):
     """Every page in Streamlit's dark theme, a run's dashboard included: the charts' titles, axis
     titles, labels and legends contrast with the page by at least 3:1. Saves dark_<page>.png."""
     import os
-
-    from playwright.sync_api import sync_playwright
 
     store_path = tmp_path / "mtl.db"
     store = Store(store_path)
@@ -252,25 +243,20 @@ def test_every_page_is_readable_in_the_dark_theme(tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     env = {**os.environ, "STREAMLIT_THEME_BASE": "dark"}
     faint, seen = [], {}
-    with served_app(store_path, tmp_path / "streamlit.log", env=env) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1100})
-        try:
-            for name, path in visits:
-                page.goto(f"{url}/{path}")
-                page.get_by_test_id("stMainBlockContainer").wait_for(timeout=30_000)
-                page.wait_for_timeout(1500)
-                if not settle(page):
-                    print(f"\n{name}: still running after 20 s (a polling page?)")
-                texts = page.evaluate(CHART_TEXT_JS)
-                background = rgb(texts["background"])
-                assert contrast(background, (255, 255, 255)) > 10, texts["background"]  # dark indeed
-                seen[name] = len(texts["fills"])
-                faint += [f"{name}: '{text}' in {fill}" for text, fill in texts["fills"]
-                          if contrast(rgb(fill), background) < 3]
-                page.screenshot(path=ARTIFACTS / f"dark_{name}.png")
-        finally:
-            browser.close()
+    with served_app(store_path, tmp_path / "streamlit.log", env=env) as url, chromium_page(1600, 1100) as page:
+        for name, path in visits:
+            page.goto(f"{url}/{path}")
+            page.get_by_test_id("stMainBlockContainer").wait_for(timeout=30_000)
+            page.wait_for_timeout(1500)
+            if not settle(page):
+                print(f"\n{name}: still running after 20 s (a polling page?)")
+            texts = page.evaluate(CHART_TEXT_JS)
+            background = rgb(texts["background"])
+            assert contrast(background, (255, 255, 255)) > 10, texts["background"]  # dark indeed
+            seen[name] = len(texts["fills"])
+            faint += [f"{name}: '{text}' in {fill}" for text, fill in texts["fills"]
+                      if contrast(rgb(fill), background) < 3]
+            page.screenshot(path=ARTIFACTS / f"dark_{name}.png")
     print("\nchart texts checked per page:", seen)
     assert seen["train_run"] >= 30 and seen["sharing"] >= 1, seen
     assert not faint, faint
