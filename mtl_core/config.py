@@ -132,7 +132,11 @@ class RunConfig(BaseModel):
         data: dict[str, Any] = {}
         groups = {prefix: field for field, prefix in _PARAM_GROUPS.items()}
         for key, value in query.items():
-            text = value[-1] if isinstance(value, list) else value
+            if isinstance(value, list):  # a key repeated in the URL: the last one wins
+                if not value:
+                    continue
+                value = value[-1]
+            text = value
             prefix, dot, knob = key.partition(".")
             if dot and prefix in groups:
                 data.setdefault(groups[prefix], {})[knob] = text
@@ -180,8 +184,13 @@ def _readable(error: ValidationError) -> list[str]:
             message = message.replace("Input should be", "must be")
             if "input" in item and not isinstance(item["input"], dict | list):
                 message += f" (got {_short(item['input'])})"
-        problems.append(f"{where}: {message}" if where else message)
+        problems.append(_clip(f"{where}: {message}" if where else message))
     return problems
+
+
+def _clip(problem: str, limit: int = 300) -> str:
+    """A sentence that echoes a huge input (10 KB of unicode in a link) is cut to stay readable."""
+    return problem if len(problem) <= limit else problem[:limit - 1] + "…"
 
 
 def _short(value: Any) -> str:

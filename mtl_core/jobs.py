@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mtl_core.config import RunConfig
+from mtl_core.limits import SessionLimits
 from mtl_core.store import TERMINAL, Store, pid_alive
 
 TERM_AFTER_S = 2.0  # a stop not obeyed by then gets SIGTERM ...
@@ -80,14 +81,17 @@ class JobManager:
     """Runs trainings in worker processes, at most ``max_concurrent`` at once, queueing the rest.
 
     ``max_concurrent`` None: ``$MTL_MAX_RUNS``, else 1 (CPU runs share the cores; two at once
-    are each about half as fast). ``warm``: keep one worker started and waiting.
+    are each about half as fast). ``warm``: keep one worker started and waiting. ``limits``: the
+    per-session caps on runs submitted with an ``owner`` (None: from the environment, see
+    :mod:`mtl_core.limits`).
     """
 
     term_after_s = TERM_AFTER_S
     kill_after_s = KILL_AFTER_S
 
     def __init__(self, store_path: str | os.PathLike[str] | None = None, *,
-                 max_concurrent: int | None = None, warm: bool = True) -> None:
+                 max_concurrent: int | None = None, warm: bool = True,
+                 limits: SessionLimits | None = None) -> None:
         self.store = Store(store_path)
         if max_concurrent is None:
             max_concurrent = int(os.environ.get("MTL_MAX_RUNS") or 1)
@@ -95,6 +99,8 @@ class JobManager:
             raise ValueError(f"max_concurrent must be at least 1 (got {max_concurrent})")
         self.max_concurrent = max_concurrent
         self.warm = warm
+        self.limits = limits if limits is not None else SessionLimits.from_env()
+        self._owners: dict[int, str] = {}  # run id -> the session that submitted it
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._queue: collections.deque[int] = collections.deque()
@@ -112,12 +118,20 @@ class JobManager:
 
     # --- the public calls ---------------------------------------------------------------------------
 
-    def submit(self, config: RunConfig, *, name: str | None = None) -> int:
-        """Record the run as queued and start it now if a slot is free; returns its id."""
+    def submit(self, config: RunConfig, *, name: str | None = None, owner: str | None = None) -> int:
+        """Record the run as queued and start it now if a slot is free; returns its id.
+
+        ``owner`` (the app's session id): the run counts against that session's caps, and
+        :class:`~mtl_core.limits.LimitError` says so, with nothing recorded, when it goes over one.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
+            if owner is not None:
+                self.limits.check([config], len(self.active_of(owner)))
             run_id = self.store.create_run(config, status="queued", name=name, pid=os.getpid())
+            if owner is not None:
+                self._owners[run_id] = owner
             self._queue.append(run_id)
             self._dispatch()
         self._wake.set()
@@ -149,6 +163,22 @@ class JobManager:
         """Ids of this manager's queued and running runs."""
         with self._lock:
             return [*self._running, *self._queue]
+
+    def active_of(self, owner: str) -> list[int]:
+        """Ids of the queued and running runs that ``owner`` submitted."""
+        with self._lock:
+            live = self.active()
+            # Forget ended runs here: a server up for weeks must not keep one entry per run.
+            self._owners = {run_id: who for run_id, who in self._owners.items() if run_id in live}
+            return [run_id for run_id in live if self._owners.get(run_id) == owner]
+
+    def check_room(self, configs: list[RunConfig], owner: str | None) -> None:
+        """Raise LimitError unless ``owner`` may submit all of ``configs`` now (a grid is queued
+        whole or not at all); no owner, no caps."""
+        if owner is None:
+            return
+        with self._lock:
+            self.limits.check(list(configs), len(self.active_of(owner)))
 
     def wait(self, run_id: int, timeout: float | None = None) -> str:
         """Block until the run ends (or ``timeout`` passes); returns its status then."""

@@ -36,6 +36,7 @@ TERMINAL = {"done", "stopped", "diverged", "failed", "interrupted"}
 LIVE = ("queued", "running")
 
 DEFAULT_PATH = Path("runs") / "mtl.db"
+MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer: a larger id (from a URL) names no run
 _BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
@@ -206,6 +207,8 @@ class Store:
             return cursor.rowcount > 0
 
     def get_run(self, run_id: int) -> RunInfo | None:
+        if not 0 <= int(run_id) <= MAX_RUN_ID:  # e.g. ?run=99999999999999999999 in a URL
+            return None
         row = self._conn().execute(
             f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (int(run_id),)).fetchone()
         return None if row is None else _run_info(row)

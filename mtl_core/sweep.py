@@ -64,7 +64,9 @@ class Grid:
     def from_query(cls, query: Mapping[str, str | list[str]]) -> Grid:
         def text(key: str, default: str) -> str:
             value = query.get(key, default)
-            return value[-1] if isinstance(value, list) else value
+            if isinstance(value, list):  # a key repeated in the URL: the last one wins
+                return value[-1] if value else default
+            return value
 
         base = RunConfig.from_query({k: v for k, v in query.items() if k not in GRID_KEYS})
         return make_grid(base, text("grid.methods", base.method), text("grid.archs", base.arch),

@@ -13,3 +13,7 @@ import os
 
 POLL_S = 0.5 if (os.cpu_count() or 1) >= 4 else 2.0
 DIAGNOSTICS_POLL_S = 3 * POLL_S  # seven charts: the costliest redraw, and they change only with probes
+# A run waiting in the queue: its page only needs to notice that it started. benchmarks/load.py
+# (30 sessions, one run at a time) measured each poll at ~0.1 s of server CPU even with nothing
+# to draw, so 29 queued pages polling at POLL_S kept the server saturated.
+QUEUED_POLL_S = 2.5 * POLL_S

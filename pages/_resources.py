@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from mtl_core.jobs import JobManager
 from mtl_core.store import Store
@@ -36,3 +37,10 @@ def run_store() -> Store:
 
 def job_manager() -> JobManager:
     return _job_manager(store_path())
+
+
+def session_owner() -> str | None:
+    """This browser session's id: the owner the job manager counts a session's runs by (its caps,
+    :mod:`mtl_core.limits`). None outside a script run (no session, no caps)."""
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else None

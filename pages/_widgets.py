@@ -216,4 +216,5 @@ def _log_step(value: float) -> float:
     """A +/- step a tenth of the value's order of magnitude: 1e-3 moves by 1e-4."""
     if value <= 0 or not math.isfinite(value):
         return 1e-4
-    return 10 ** (math.floor(math.log10(value)) - 1)
+    # 10.0, not 10: at lr = 10 (the bound) 10 ** 0 is the int 1, and number_input refuses mixed types
+    return 10.0 ** (math.floor(math.log10(value)) - 1)

@@ -17,7 +17,7 @@ from mtl_core.suites import SUITES
 from pages._charts import draw
 from pages._entry import through_app
 from pages._polling import POLL_S
-from pages._resources import job_manager, run_store
+from pages._resources import job_manager, run_store, session_owner
 from pages._widgets import entry_select
 
 through_app()
@@ -99,7 +99,7 @@ def submit_runs(configs: list[RunConfig], *, select_first: bool = False) -> list
     ids = []
     try:
         for config in configs:
-            ids.append(job_manager().submit(config))
+            ids.append(job_manager().submit(config, owner=session_owner()))
     except Exception as error:  # the manager refused: say so, keep the page
         st.error(f"Could not start the runs: {error}")
     if ids and select_first:

@@ -18,13 +18,13 @@ from mtl_core.baselines import BASELINE_KEY_TEXT, missing_baselines
 from mtl_core.config import ConfigError, RunConfig
 from mtl_core.methods import METHODS
 from mtl_core.share import sweep_line
-from mtl_core.store import LIVE, Store
+from mtl_core.store import LIVE, MAX_RUN_ID, Store
 from mtl_core.suites import SUITES
 from pages._charts import draw, draw_plotly
 from pages._conflicts import conflict_section
 from pages._entry import through_app
 from pages._polling import POLL_S
-from pages._resources import job_manager, run_store
+from pages._resources import job_manager, run_store, session_owner
 from pages._share import share_panel
 from pages._widgets import seed_widget
 
@@ -85,7 +85,7 @@ def parse_run_ids(text: str) -> list[int]:
     ids = []
     for part in str(text).split(","):
         part = part.strip()
-        if part.isdigit():
+        if part.isdigit() and int(part) <= MAX_RUN_ID:  # a larger id names no run (nor fits SQLite)
             ids.append(int(part))
     return list(dict.fromkeys(ids))
 
@@ -151,8 +151,9 @@ def launch(store: Store, grid: sweep.Grid, *, baselines: bool) -> list[int]:
     configs = grid.configs()
     todo = missing_baselines(store, configs) if baselines else []
     manager = job_manager()
-    ids = [manager.submit(config) for config in [*todo, *configs]]
-    return ids
+    owner = session_owner()
+    manager.check_room([*todo, *configs], owner)  # the whole grid, or none of it
+    return [manager.submit(config, owner=owner) for config in [*todo, *configs]]
 
 
 def pick_runs(store: Store, current: list[int]) -> None:
@@ -260,9 +261,14 @@ def results(store: Store, summaries: pd.DataFrame, suite, tasks: list[str]) -> N
             st.info(f"{len(missing)} STL baseline run(s) are missing, so some Δm % are blank. A baseline "
                     f"matches a run on: {BASELINE_KEY_TEXT}.", icon=":material/info:")
             if st.button(f"Train the {len(missing)} missing STL baseline(s)", key=f"{PREFIX}baselines"):
-                ids = [job_manager().submit(config) for config in missing]
-                show([*st.session_state.compare_runs, *ids])
-                st.rerun()
+                try:
+                    job_manager().check_room(missing, session_owner())
+                    ids = [job_manager().submit(config, owner=session_owner()) for config in missing]
+                except Exception as error:  # a per-session cap: say so, keep the page
+                    st.error(f"Could not start the baselines: {error}", icon=":material/error:")
+                else:
+                    show([*st.session_state.compare_runs, *ids])
+                    st.rerun()
         else:
             st.info("The STL baselines are training; Δm % fills in when they finish.", icon=":material/hourglass_top:")
 
@@ -326,7 +332,10 @@ with launch_tab:
                  type="primary", key=f"{PREFIX}launch",
                  help="Queue every run with the job manager; they train one after another and the "
                       "comparison below fills in live."):
-        show(launch(store, grid, baselines=with_baselines), grid)
+        try:
+            show(launch(store, grid, baselines=with_baselines), grid)
+        except Exception as error:  # the manager refused (a per-session cap): say so, keep the page
+            st.error(f"Could not start the grid: {error}", icon=":material/error:")
     share_panel(grid.base, key="share.compare",
                 on_upload=lambda config: st.query_params.from_dict(
                     sweep.Grid(config, grid.methods, grid.archs, grid.seeds).to_query()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from mtl_core.store import TERMINAL, RunInfo, Store
 from pages._entry import through_app
-from pages._resources import job_manager, run_store
+from pages._resources import job_manager, run_store, session_owner
 
 through_app()
 
@@ -75,8 +75,13 @@ def run_actions(store: Store, info: RunInfo) -> None:
         open_on_train(info)
     if rerun_col.button("Re-run", width="stretch", key="runs.rerun",
                         help="Train the same configuration again (same seed: the same curves)."):
-        new_id = job_manager().submit(info.config, name=f"{info.name} (re-run)")
-        open_on_train(info, new_id)
+        try:
+            new_id = job_manager().submit(info.config, name=f"{info.name} (re-run)",
+                                          owner=session_owner())
+        except Exception as error:  # the manager refused (a per-session cap): say so, keep the page
+            st.error(f"Could not start the run: {error}", icon=":material/error:")
+        else:
+            open_on_train(info, new_id)
     csv_col.download_button("Export CSV", lambda: store.export_csv([run_id]), width="stretch",
                             file_name=f"run-{run_id}.csv", mime="text/csv", on_click="ignore",
                             key="runs.csv", help="Every recorded step of this run, in long format.")

@@ -22,8 +22,8 @@ from mtl_core.suites import SUITES
 from pages._charts import draw, sharing_panel
 from pages._conflicts import conflict_section
 from pages._entry import through_app
-from pages._polling import DIAGNOSTICS_POLL_S, POLL_S
-from pages._resources import job_manager, run_store
+from pages._polling import DIAGNOSTICS_POLL_S, POLL_S, QUEUED_POLL_S
+from pages._resources import job_manager, run_store, session_owner
 from pages._share import share_panel
 from pages._widgets import clear_form, config_form, method_explanation
 
@@ -255,27 +255,37 @@ def dashboard(run_id: int) -> None:
                                     help="Freeze the charts (to zoom or hover); the run keeps training.")
 
     polling = live and not paused
+    # A run waiting in the queue (no worker has it yet) changes only when it starts: poll it
+    # slowly, and its diagnostics not at all. In a classroom most open pages show such a run.
+    waiting = info.status == "queued" and job_manager().worker_pid(run_id) is None
 
-    @st.fragment(run_every=POLL_S if polling else None)
+    @st.fragment(run_every=(QUEUED_POLL_S if waiting else POLL_S) if polling else None)
     def progress_view() -> None:
         current = store.get_run(run_id)
         if current is None:
             st.warning(f"Run {run_id} was deleted.")
             return
         scalars, _ = run_records(store, run_id)
-        if live and scalars.empty:
+        # Only a run a worker has taken is about to write: a run waiting in the queue would keep
+        # this session busy re-reading the store for a whole poll (a classroom's 29 queued runs
+        # made every page update wait seconds: benchmarks/load.py).
+        if live and scalars.empty and job_manager().worker_pid(run_id) is not None:
             scalars, _ = wait_for_first_step(store, run_id)
             current = store.get_run(run_id) or current
         status_panel(current, scalars)
         progress_charts(current, scalars)
         if polling and current.status in TERMINAL:
             st.rerun()  # the run ended: redraw the page without polling, buttons re-enabled
+        if polling and waiting and current.status != "queued":
+            st.rerun()  # the run started: redraw the page to poll at the live pace
 
     # Slower: these change with the probes, and each redraw costs CPU the worker could use.
-    @st.fragment(run_every=DIAGNOSTICS_POLL_S if polling else None)
+    @st.fragment(run_every=DIAGNOSTICS_POLL_S if polling and not waiting else None)
     def diagnostics_view() -> None:
         current = store.get_run(run_id)
-        if current is not None:
+        # A run still in the queue has nothing to diagnose: skip the store reads (in a classroom
+        # most open pages show a queued run, and this poll was a third of their server time).
+        if current is not None and current.steps_done > 0:
             diagnostic_charts(current, *run_records(store, run_id))
             with st.expander("Gradient conflict in detail: how often, which task dominates, which layers"):
                 conflict_section(store, [run_id], include_basics=False)
@@ -327,7 +337,7 @@ with actions:
     if train_col.button("Train", type="primary", width="stretch", disabled=bool(problems),
                         help="Start a run with these settings (it queues if another is training)."):
         try:
-            run_id = job_manager().submit(config)
+            run_id = job_manager().submit(config, owner=session_owner())
         except Exception as error:  # the manager refused (e.g. a full queue): say so, keep the page
             st.error(f"Could not start the run: {error}")
         else:
