@@ -215,12 +215,11 @@ class CAGrad(Aggregator):
     def __call__(self, jacobian: Tensor, /) -> Aggregation:
         n = self.n_tasks
         gram = (jacobian @ jacobian.T).to(device="cpu", dtype=torch.float64)
-        divisor = self._divisor
         if not torch.isfinite(gram).all():
-            weights = torch.full((n,), 1.0 / divisor, dtype=jacobian.dtype, device=jacobian.device)
+            weights = torch.full((n,), 1.0 / self._divisor, dtype=jacobian.dtype, device=jacobian.device)
             return Aggregation(weights @ jacobian, weights,
                                "CAGrad: the task gradients are not finite; fell back to their sum")
-        task_weights, solution = self._task_weights(gram.numpy(), divisor)
+        task_weights, solution = self._task_weights(gram.numpy())
         weights = torch.as_tensor(task_weights, dtype=jacobian.dtype, device=jacobian.device)
         message = None
         if not solution.exact and solution.gap > _GAP_WARNING:
@@ -228,7 +227,7 @@ class CAGrad(Aggregator):
                        f"gap {solution.gap:.1e} (an approximate direction)")
         return Aggregation(weights @ jacobian, weights, message)
 
-    def _task_weights(self, gram_np: np.ndarray, divisor: float) -> tuple[np.ndarray, CAGradSolution]:
+    def _task_weights(self, gram_np: np.ndarray) -> tuple[np.ndarray, CAGradSolution]:
         n = gram_np.shape[0]
         solution = cagrad_weights(gram_np, self.c)
         mean = np.full(n, 1.0 / n)
@@ -236,7 +235,7 @@ class CAGrad(Aggregator):
         gw_norm = math.sqrt(max(float(solution.weights @ gram_np @ solution.weights), 0.0))
         lam = self.c * g0_norm / gw_norm if gw_norm > 0.0 else 0.0
         # d = sum_t (1/T + lam w_t) g_t; the update is T d / divisor.
-        return (1.0 + n * lam * solution.weights) / divisor, solution
+        return (1.0 + n * lam * solution.weights) / self._divisor, solution
 
     def _two_task_rule(self) -> TwoTaskRule:
         """See :func:`cagrad_two_rule`."""
