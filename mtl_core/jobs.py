@@ -127,8 +127,7 @@ class JobManager:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
-            if owner is not None:
-                self.limits.check([config], len(self.active_of(owner)))
+            self.check_room([config], owner)
             run_id = self.store.create_run(config, status="queued", name=name, pid=os.getpid())
             if owner is not None:
                 self._owners[run_id] = owner
@@ -171,6 +170,13 @@ class JobManager:
             # Forget ended runs here: a server up for weeks must not keep one entry per run.
             self._owners = {run_id: who for run_id, who in self._owners.items() if run_id in live}
             return [run_id for run_id in live if self._owners.get(run_id) == owner]
+
+    def submit_all(self, configs: list[RunConfig], *, owner: str | None = None) -> list[int]:
+        """Submit ``configs`` (a grid) whole or not at all: LimitError, with nothing recorded, when
+        they do not all fit ``owner``'s caps; returns their ids."""
+        with self._lock:
+            self.check_room(configs, owner)
+            return [self.submit(config, owner=owner) for config in configs]
 
     def check_room(self, configs: list[RunConfig], owner: str | None) -> None:
         """Raise LimitError unless ``owner`` may submit all of ``configs`` now (a grid is queued

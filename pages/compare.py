@@ -150,10 +150,7 @@ def launch(store: Store, grid: sweep.Grid, *, baselines: bool) -> list[int]:
     ids of the runs to compare: the grid's and its baselines."""
     configs = grid.configs()
     todo = missing_baselines(store, configs) if baselines else []
-    manager = job_manager()
-    owner = session_owner()
-    manager.check_room([*todo, *configs], owner)  # the whole grid, or none of it
-    return [manager.submit(config, owner=owner) for config in [*todo, *configs]]
+    return job_manager().submit_all([*todo, *configs], owner=session_owner())  # the whole grid, or none of it
 
 
 def pick_runs(store: Store, current: list[int]) -> None:
@@ -262,8 +259,7 @@ def results(store: Store, summaries: pd.DataFrame, suite, tasks: list[str]) -> N
                     f"matches a run on: {BASELINE_KEY_TEXT}.", icon=":material/info:")
             if st.button(f"Train the {len(missing)} missing STL baseline(s)", key=f"{PREFIX}baselines"):
                 try:
-                    job_manager().check_room(missing, session_owner())
-                    ids = [job_manager().submit(config, owner=session_owner()) for config in missing]
+                    ids = job_manager().submit_all(missing, owner=session_owner())
                 except Exception as error:  # a per-session cap: say so, keep the page
                     st.error(f"Could not start the baselines: {error}", icon=":material/error:")
                 else:

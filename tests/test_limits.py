@@ -55,6 +55,10 @@ def test_the_manager_counts_runs_per_owner_and_frees_room_when_they_end(tmp_path
         assert jobs.active_of("alice") == [first, second] and jobs.active_of("bob") == [bob]
         with pytest.raises(LimitError, match="room for"):
             jobs.check_room([SHORT, SHORT], "bob")
+        queued = len(jobs.store.run_infos())
+        with pytest.raises(LimitError, match="room for"):
+            jobs.submit_all([SHORT, SHORT], owner="bob")  # a grid is queued whole or not at all
+        assert len(jobs.store.run_infos()) == queued
         jobs.check_room([SHORT] * 50, None)  # no owner, no caps
 
         jobs.stop(second)  # queued: stopped at once, and its room is free again
