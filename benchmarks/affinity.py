@@ -23,7 +23,7 @@ import time
 import torch
 
 from mtl_core.config import RunConfig
-from mtl_core.trainer import Trainer
+from mtl_core.engine.trainer import Trainer
 
 TASKS = ("digit", "parity", "large", "ink", "centre", "slant")
 

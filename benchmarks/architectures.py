@@ -26,11 +26,11 @@ import time
 import torch
 
 from mtl_core.architectures import ARCHITECTURES
-from mtl_core.architectures.backbones import mlp_encoder
 from mtl_core.config import RunConfig
+from mtl_core.engine.trainer import Trainer
 from mtl_core.suites import SUITES, build_suite
+from mtl_core.suites.backbones import mlp_encoder
 from mtl_core.suites.base import SuiteData
-from mtl_core.trainer import Trainer
 
 CORRELATIONS = (1.0, 0.5, 0.0)
 MATCHED = "hps, 1 layer of 128"

@@ -1,7 +1,7 @@
 """How long does a person wait after pressing a chart's PNG or SVG button?
 
 Builds the Train dashboard's charts from synthetic records of a long run (3 tasks, 20,000 steps,
-downsampled as the page does) and converts each with mtl_core.export: the first conversion of the
+downsampled as the page does) and converts each with mtl_core.figures.export: the first conversion of the
 process (it loads vl-convert's 30 MB native module and its Vega runtime), then the median of
 ``--repeats`` more. Prints one line per chart and format, in milliseconds, and the output size.
 Run: python -m benchmarks.chart_export [--repeats 5]
@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from mtl_core import export, viz
+from mtl_core.figures import export
+from mtl_core.figures import run as viz
 
 TASKS = ["left", "right", "parity"]
 

@@ -13,7 +13,7 @@ import time
 import torch
 
 from mtl_core.config import RunConfig
-from mtl_core.trainer import Trainer
+from mtl_core.engine.trainer import Trainer
 
 
 def time_to_target(config: RunConfig, target: float) -> tuple[float | None, int | None, dict, float]:

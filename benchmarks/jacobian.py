@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mtl_core.jacobian import task_jacobian
+from mtl_core.engine.jacobian import task_jacobian
 
 
 def reference_model(tasks: int = 3) -> tuple[nn.Module, nn.ModuleList]:

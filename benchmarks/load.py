@@ -37,7 +37,7 @@ import torch
 from benchmarks.served_app import served_app
 from benchmarks.ws_session import WsSession
 from mtl_core.config import RunConfig
-from mtl_core.store import TERMINAL, Store, pid_alive
+from mtl_core.runs.store import TERMINAL, Store, pid_alive
 
 ABSENT_DEVICE = "mps" if torch.cuda.is_available() else "cuda"  # a device this machine lacks
 CAP = 3  # runs queued or running per session while the load runs (MTL_MAX_QUEUED_PER_SESSION)
@@ -464,7 +464,7 @@ def live_run_that_stands_still(store: Store, steps: int = 1000) -> int:
     """A run that reads as live (status running, owned by this living process) but gains no
     steps: a page polls it for ever, and the data it shows stays the same, so any growth of the
     server's memory is the polling's own."""
-    from mtl_core.worker import execute_run
+    from mtl_core.runs.worker import execute_run
 
     run_id = store.create_run(RunConfig.parse({"suite": "synthetic", "steps": steps, "eval_every": 50,
                                                "probe_every": 10, "device": "cpu"}))

@@ -20,13 +20,13 @@ import time
 import torch
 from torch import Tensor
 
-from mtl_core.aggregation import Aggregation, Aggregator
-from mtl_core.architectures.backbones import mlp_encoder
 from mtl_core.config import RunConfig
+from mtl_core.engine.trainer import Trainer
 from mtl_core.methods import METHODS
+from mtl_core.methods.base import Aggregation, Aggregator
 from mtl_core.suites import build_suite
+from mtl_core.suites.backbones import mlp_encoder
 from mtl_core.suites.base import SuiteData
-from mtl_core.trainer import Trainer
 
 TASKS = ("digit", "parity", "large")
 JACOBIAN = "T backward passes"

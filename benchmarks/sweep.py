@@ -1,7 +1,7 @@
 """How fast does a sweep run, and what does writing to the store cost?
 
 A 4-method x 3-seed grid on ``multidigits`` (hard sharing; ew, uw, pcgrad, mgda; short runs,
-``--steps``) run through :func:`mtl_core.sweep.run_grid` - the CLI's ``sweep``: a job manager and
+``--steps``) run through :func:`mtl_core.runs.sweep.run_grid` - the CLI's ``sweep``: a job manager and
 worker processes - once with 1 worker and once with N (default: one per core). Each worker trains
 with 1 torch thread in both cases on a 2-core machine (the manager gives N workers cores / N; one
 worker uses all cores but one), so the speed-up is the parallelism of whole runs. Wall times include
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
-from mtl_core.sweep import default_workers, make_grid, run_grid
+from mtl_core.runs.store import Store
+from mtl_core.runs.sweep import default_workers, make_grid, run_grid
 
 METHODS = "ew,uw,pcgrad,mgda"
 SEEDS = "0,1,2"
@@ -52,8 +52,8 @@ def time_training(config: RunConfig, store: Store | None) -> tuple[float, float]
     """Seconds of one run's training loop (set-up excluded), and of that inside store.append."""
     import torch
 
-    from mtl_core.trainer import Trainer
-    from mtl_core.worker import RecordBatcher
+    from mtl_core.engine.trainer import Trainer
+    from mtl_core.runs.worker import RecordBatcher
 
     torch.set_num_threads(1)
     trainer = Trainer(config)

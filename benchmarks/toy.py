@@ -20,8 +20,8 @@ import time
 import numpy as np
 import torch
 
-from mtl_core import toy
-from mtl_core.aggregation import make_aggregator
+from mtl_core.lab import toy
+from mtl_core.methods import make_aggregator
 
 METHODS = ("ew", "mgda", "pcgrad", "cagrad")
 

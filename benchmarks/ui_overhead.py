@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from benchmarks.served_app import ROOT, chromium_page, served_app
 from mtl_core.config import RunConfig
-from mtl_core.store import TERMINAL, Store
+from mtl_core.runs.store import TERMINAL, Store
 
 
 def steps_per_second(store: Store, run_id: int) -> float:

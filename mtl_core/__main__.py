@@ -24,11 +24,15 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.store import Store
+from mtl_core.runs.store import Store
+
+if TYPE_CHECKING:
+    from mtl_core.runs.worker import Outcome
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
@@ -142,17 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = _open_store(args.store)
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be at least 1 (got {args.threads})")
-    import torch  # only once the input is known good: the import takes a second
-
-    from mtl_core.devices import default_threads, resolve_device
-
-    try:
-        resolve_device(config.device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    torch.set_num_threads(args.threads or default_threads())
-    from mtl_core.worker import execute_run
-
+    _set_up_torch(config, args.threads)
     run_id = store.create_run(config, status="queued", name=args.name, pid=os.getpid())
     stop = threading.Event()
     interrupted_by_user = threading.Event()
@@ -163,32 +157,62 @@ def cmd_run(args: argparse.Namespace) -> int:
         interrupted_by_user.set()
         stop.set()
 
+    outcome = _train_here(store, run_id, config, stop, on_sigint)
+    if outcome is None:
+        return EXIT_INTERRUPTED
+    _report_run(store, run_id, outcome, as_json=args.json)
+    if interrupted_by_user.is_set() and outcome.status == "stopped":
+        return EXIT_INTERRUPTED
+    return 1 if outcome.status == "failed" else 0
+
+
+def _set_up_torch(config: RunConfig, threads: int | None) -> None:
+    """Import torch (only once the input is known good: the import takes a second), check the
+    device and set the thread count the run records."""
+    # torch and the engine's modules that import it: here, after the input checks, not at the
+    # CLI's start (`list` and `--help` answer at once)
+    import torch
+
+    from mtl_core.engine.devices import default_threads, resolve_device
+
+    try:
+        resolve_device(config.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    torch.set_num_threads(threads or default_threads())
+
+
+def _train_here(store: Store, run_id: int, config: RunConfig, stop: threading.Event,
+                on_sigint: Callable[[int, Any], None]) -> Outcome | None:
+    """Train ``run_id`` in this process with a progress bar; None if a second Ctrl-C cut a step short."""
+    from mtl_core.runs.worker import execute_run  # the trainer, so torch: only for `run`
+
     in_main_thread = threading.current_thread() is threading.main_thread()  # main() from a thread: no handler
     previous = signal.signal(signal.SIGINT, on_sigint) if in_main_thread else None
     bar = ProgressBar(config.steps, sys.stderr)
     try:
-        outcome = execute_run(store, run_id, stop=stop, on_record=bar.update)
+        return execute_run(store, run_id, stop=stop, on_record=bar.update)
     except KeyboardInterrupt:  # the second Ctrl-C: leave now, the steps written so far are kept
         bar.close()
         store.finish_if_live(run_id, "stopped", message="stopped by Ctrl-C during a step")
         print(f"run {run_id} stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return None
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
         bar.close()
+
+
+def _report_run(store: Store, run_id: int, outcome: Outcome, *, as_json: bool) -> None:
     if outcome.message:
         print(f"run {run_id} {outcome.status}: {outcome.message}", file=sys.stderr)
-    if args.json:
+    if as_json:
         result = {"run_id": run_id, "status": outcome.status, "steps": outcome.steps,
                   "seconds": round(outcome.seconds, 3), "metrics": _finite(store.final_metrics(run_id))}
         print(json.dumps(result, allow_nan=False), flush=True)
     else:
         print(f"run {run_id}: {outcome.status} after {outcome.steps} steps "
               f"({outcome.seconds:.1f} s), store {store.path}", file=sys.stderr)
-    if interrupted_by_user.is_set() and outcome.status == "stopped":
-        return EXIT_INTERRUPTED
-    return 1 if outcome.status == "failed" else 0
 
 
 class ProgressBar:
@@ -266,16 +290,11 @@ def _add_sweep_parser(commands: Any) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mtl_core import sweep as sweeps
-    from mtl_core.baselines import missing_baselines
+    # `list` and `export` answer without loading the sweep machinery (start-up time of the CLI)
+    from mtl_core.runs import sweep as sweeps
+    from mtl_core.runs.baselines import missing_baselines
 
-    first_method = args.methods.split(",")[0].strip()
-    first_arch = args.archs.split(",")[0].strip()
-    base = config_from_args(argparse.Namespace(**{
-        **vars(args), "method": args.method or (first_method or None),
-        "arch": args.arch or (first_arch or None)}))
-    grid = sweeps.make_grid(base, args.methods, args.archs, args.seeds)
-    configs = grid.configs()
+    configs = sweeps.make_grid(_sweep_base(args), args.methods, args.archs, args.seeds).configs()
     store = _open_store(args.store)
     baselines = [] if args.no_baselines else missing_baselines(store, configs)
     total = len(configs) + len(baselines)
@@ -284,20 +303,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
     print(f"sweep: {len(configs)} runs + {len(baselines)} STL baselines on {workers} worker"
           f"{'s' * (workers != 1)}, store {store.path}", file=sys.stderr)
-    seen: set[int] = set()
-
-    def progress(ids: list[int]) -> None:
-        for run_id in ids:
-            info = store.get_run(run_id)
-            if info is not None and info.status not in ("queued", "running") and run_id not in seen:
-                seen.add(run_id)
-                print(f"[{len(seen)}/{len(ids)}] run {run_id} {info.config.method} · {info.config.arch} "
-                      f"seed {info.config.seed}: {info.status} ({info.device})", file=sys.stderr)
-
     started = time.monotonic()
     try:
         ids = sweeps.run_grid([*baselines, *configs], store_path=store.path, workers=workers,
-                              on_progress=progress)
+                              on_progress=_SweepProgress(store))
     except KeyboardInterrupt:
         print("sweep interrupted; the finished runs are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -305,7 +314,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     summaries = sweeps.run_summaries(store, ids[len(baselines):])
     summaries = sweeps.with_delta_m(summaries, sweeps.baseline_metrics(store, summaries))
     table = sweeps.results_table(summaries)
-    failed = int((summaries["status"] != "done").sum())
     if args.json:
         result = {"seconds": round(seconds, 3), "workers": workers, "run_ids": ids[len(baselines):],
                   "baseline_run_ids": ids[:len(baselines)],
@@ -316,12 +324,37 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(sweeps.format_table(table, summaries))
         print(sweeps.BASELINE_NOTE)
         print(f"{len(ids)} runs in {seconds:.1f} s", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if (summaries["status"] != "done").any() else 0
+
+
+def _sweep_base(args: argparse.Namespace) -> RunConfig:
+    """The grid's shared set-up: the flags, with the first method and architecture listed."""
+    first_method = args.methods.split(",")[0].strip()
+    first_arch = args.archs.split(",")[0].strip()
+    return config_from_args(argparse.Namespace(**{
+        **vars(args), "method": args.method or (first_method or None),
+        "arch": args.arch or (first_arch or None)}))
+
+
+class _SweepProgress:
+    """Prints a line on stderr as each run of the grid ends."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.seen: set[int] = set()
+
+    def __call__(self, ids: list[int]) -> None:
+        for run_id in ids:
+            info = self.store.get_run(run_id)
+            if info is not None and info.status not in ("queued", "running") and run_id not in self.seen:
+                self.seen.add(run_id)
+                print(f"[{len(self.seen)}/{len(ids)}] run {run_id} {info.config.method} · {info.config.arch} "
+                      f"seed {info.config.seed}: {info.status} ({info.device})", file=sys.stderr)
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """A table row as JSON-ready values (tuples of tasks as lists, pandas' NA as None)."""
-    import pandas as pd
+    import pandas as pd  # ~0.4 s: only `sweep --json` needs it
 
     return {key: (list(value) if isinstance(value, tuple) else None if value is pd.NA else value)
             for key, value in row.items()}

@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitDuplicateElementId
 
-from mtl_core import export, sharing_viz
+from mtl_core.figures import export
+from mtl_core.figures import sharing as sharing_viz
 from pages._presentation import PLOTLY_FONT_SIZE, presented_spec, presenting
 
 
@@ -27,7 +28,7 @@ def draw(where, chart: alt.TopLevelMixin, *, stretch: bool = True) -> None:
 
 def export_buttons(where, spec: dict) -> None:
     """One click to download the chart as PNG or SVG (large fonts, white background: see
-    mtl_core/export.py). The file is converted only when the button is pressed."""
+    mtl_core/figures/export.py). The file is converted only when the button is pressed."""
     row = where.container(horizontal=True, horizontal_alignment="right", gap="small")
     stem = export.file_stem(spec)
     for fmt in ("png", "svg"):
@@ -72,7 +73,7 @@ def draw_plotly(where, figure, *, stretch: bool = True, **kwargs) -> object:
 
     Export: the toolbar's camera button downloads the figure as a PNG at twice its size, named
     after its title (plotly.js draws it in the browser; an SVG would need kaleido and a Chrome on
-    the server, see mtl_core/export.py for the altair charts)."""
+    the server, see mtl_core/figures/export.py for the altair charts)."""
     title = figure.layout.title.text if figure.layout.title and figure.layout.title.text else ""
     config = {"displaylogo": False,
               "toImageButtonOptions": {"format": "png", "scale": 2,

@@ -1,7 +1,7 @@
 """Gradient-conflict diagnostics of stored runs, shared by the Train and Compare pages: how often
 each pair of tasks conflicts, which task's gradient dominates, how directly each update descends
-each task, and which shared layers carry the conflict. The numbers come from mtl_core.conflict,
-the figures from mtl_core.lab_viz."""
+each task, and which shared layers carry the conflict. The frames come from mtl_core.runs.view (the
+numbers from mtl_core.engine.conflict), the figures from mtl_core.figures.lab."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from mtl_core import conflict, lab_viz, viz
-from mtl_core.store import RunInfo
+from mtl_core.engine import conflict
+from mtl_core.figures import lab as lab_viz
+from mtl_core.figures import run as viz
+from mtl_core.runs.store import RunInfo
+from mtl_core.runs.view import conflict_frames
 from pages._charts import draw
 
 
@@ -28,23 +31,6 @@ def run_colors(infos: Sequence[RunInfo]) -> dict[str, str]:
     return {run_label(info): viz.OKABE_ITO[i % len(viz.OKABE_ITO)] for i, info in enumerate(infos)}
 
 
-def run_diagnostics(store, info: RunInfo) -> dict[str, pd.DataFrame]:
-    """The conflict statistics of one run, each with a ``run`` column."""
-    label = run_label(info)
-    tasks = list(info.config.tasks)
-    pairs = conflict.cosine_pairs(store.matrices(info.id, name="cosine"), tasks)
-    norms = conflict.norm_ratios(store.scalars(info.id, split="train", metric="grad_norm"))
-    alignment = store.scalars(info.id, split="train", metric="cos_update")
-    layers = conflict.layer_frame(store.scalars(info.id, split=conflict.LAYER_SPLIT))
-    return {
-        "pairs": pairs.assign(run=label),
-        "shares": conflict.conflict_share(pairs).assign(run=label),
-        "norms": norms.assign(run=label),
-        "alignment": alignment.groupby("task", sort=False)["value"].mean().reset_index().assign(run=label),
-        "layers": layers.assign(run=label),
-    }
-
-
 def conflict_section(store, run_ids: Sequence[int], *, include_basics: bool = True) -> None:
     """Draw the conflict diagnostics (cosines over time, conflict shares, norm ratios, per layer)
     of the given stored runs. ``include_basics=False`` leaves out the cosine history and
@@ -53,8 +39,7 @@ def conflict_section(store, run_ids: Sequence[int], *, include_basics: bool = Tr
     if not infos:
         st.caption("No runs to diagnose.")
         return
-    per_run = [run_diagnostics(store, info) for info in infos]
-    frames = {key: pd.concat([d[key] for d in per_run], ignore_index=True) for key in per_run[0]}
+    frames = conflict_frames(store, infos, run_label)
     if frames["pairs"].empty and frames["norms"].empty:
         st.info("No gradient probes recorded yet: conflict is measured on probe steps (set *probe every* "
                 "above 0), and needs at least two tasks sharing parameters.")

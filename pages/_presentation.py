@@ -14,6 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages import _url as url
+
 PRESENTING = "presenting"  # the session_state key
 URL_PARAM = "present"
 ENTER_SHORTCUT = "Alt+P"
@@ -42,9 +44,9 @@ def set_presenting(on: bool) -> None:
 
 def adopt_url_switch() -> None:
     """Take ``?present=1`` / ``?present=0`` from the URL into the session, and out of the URL."""
-    if URL_PARAM in st.query_params:
-        set_presenting(st.query_params[URL_PARAM].strip().lower() not in _OFF)
-        del st.query_params[URL_PARAM]
+    switch = url.take(URL_PARAM)
+    if switch is not None:
+        set_presenting(switch.strip().lower() not in _OFF)
 
 
 def navigation_position() -> str:

@@ -12,8 +12,8 @@ import os
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from mtl_core.jobs import JobManager
-from mtl_core.store import Store
+from mtl_core.runs.jobs import JobManager
+from mtl_core.runs.store import Store
 
 
 def store_path() -> str | None:
@@ -41,6 +41,6 @@ def job_manager() -> JobManager:
 
 def session_owner() -> str | None:
     """This browser session's id: the owner the job manager counts a session's runs by (its caps,
-    :mod:`mtl_core.limits`). None outside a script run (no session, no caps)."""
+    :mod:`mtl_core.runs.limits`). None outside a script run (no session, no caps)."""
     context = get_script_run_ctx()
     return context.session_id if context is not None else None

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.share import MAX_UPLOAD_BYTES, cli_line, config_from_upload
+from mtl_core.runs.share import MAX_UPLOAD_BYTES, cli_line, config_from_upload
 
 
 def share_panel(config: RunConfig, *, key: str, on_upload: Callable[[RunConfig], None],

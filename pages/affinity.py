@@ -2,22 +2,27 @@
 
 Reads runs with lookahead affinity (TAG) recorded from the store, can start one, trains the
 pairwise-transfer study (every pair and the single-task baselines) and the suggested groupings
-through the job manager. The science lives in mtl_core.affinity, the figures in mtl_core.affinity_viz.
+through the job manager. The science lives in mtl_core.studies.affinity, the figures in mtl_core.figures.affinity.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
-from mtl_core import affinity, affinity_viz, viz
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.store import LIVE, TERMINAL, RunInfo, Store
+from mtl_core.figures import affinity as affinity_viz
+from mtl_core.figures import run as viz
+from mtl_core.runs.store import LIVE, TERMINAL, RunInfo, Store
+from mtl_core.studies import affinity, grouping, transfer
 from mtl_core.suites import SUITES
+from pages import _submit as submit
 from pages._charts import draw
 from pages._entry import through_app
 from pages._polling import POLL_S
-from pages._resources import job_manager, run_store, session_owner
+from pages._resources import run_store
 from pages._widgets import entry_select
 
 through_app()
@@ -50,9 +55,9 @@ def tag_runs(store: Store) -> list[RunInfo]:
 
 def plan_status(store: Store, base: RunConfig) -> tuple[int, int, int]:
     """(done, live, total) runs of the pairwise-transfer plan."""
-    plan = affinity.transfer_plan(base)
-    done = sum(affinity.find_run(store, c) is not None for c in plan)
-    live = sum(affinity.find_run(store, c, statuses=LIVE) is not None for c in plan)
+    plan = transfer.transfer_plan(base)
+    done = sum(transfer.find_run(store, c) is not None for c in plan)
+    live = sum(transfer.find_run(store, c, statuses=LIVE) is not None for c in plan)
     return done, live, len(plan)
 
 
@@ -95,13 +100,11 @@ def start_form() -> None:
             submit_runs([config], select_first=True)
 
 
-def submit_runs(configs: list[RunConfig], *, select_first: bool = False) -> list[int]:
-    ids = []
-    try:
-        for config in configs:
-            ids.append(job_manager().submit(config, owner=session_owner()))
-    except Exception as error:  # the manager refused: say so, keep the page
-        st.error(f"Could not start the runs: {error}")
+def submit_runs(configs: list[RunConfig] | Callable[[], list[RunConfig]], *,
+                select_first: bool = False) -> list[int]:
+    """Queue the runs one after another (those before a refused one keep training); says why one
+    was refused, and how many started."""
+    ids = submit.submit_runs(configs, failure="Could not start the runs", whole=False) or []
     if ids and select_first:
         st.session_state["affinity.run"] = ids[0]
     if ids:
@@ -113,7 +116,7 @@ def submit_runs(configs: list[RunConfig], *, select_first: bool = False) -> list
 
 def matrices_of(store: Store, info: RunInfo) -> dict[str, pd.DataFrame]:
     found = affinity.run_affinities(store, info.id)
-    gains = affinity.transfer_gains(store, info.config)
+    gains = transfer.transfer_gains(store, info.config)
     if gains.notna().any().any():
         found["transfer"] = gains
     return found
@@ -145,7 +148,7 @@ def transfer_controls(store: Store, base: RunConfig) -> None:
     st.caption(f"{done} of {total} runs done" + (f", {live} training or queued" if live else "")
                + f": one single-task (STL) run and {total - 1} pairs, {base.steps:,} steps each, "
                f"{'hard sharing' if base.arch == 'hps' else base.arch}, equal weighting.")
-    missing = affinity.missing_transfer_runs(store, base)
+    missing = transfer.missing_transfer_runs(store, base)
     if missing and st.button(f"Train the {len(missing)} missing runs", key="affinity.transfer",
                              help="Trains every pair of the run's tasks and each task alone, with the "
                                   "run's settings, in the background. Runs done before are reused."):
@@ -179,8 +182,8 @@ def groupings_view(store: Store, info: RunInfo, found: dict[str, pd.DataFrame], 
         st.caption("Edge width: the size of two tasks' mutual affinity (the mean of both directions); "
                    "blue: they help each other, red: they hurt each other.")
     with table:
-        groupings = affinity.best_groupings(matrix)
-        frame = affinity.groupings_table(groupings).rename(
+        groupings = grouping.best_groupings(matrix)
+        frame = grouping.groupings_table(groupings).rename(
             columns={"groups": "Groups", "grouping": "Best split", "score": "Score"})
         st.dataframe(frame, hide_index=True, width="stretch",
                      column_config={"Score": st.column_config.NumberColumn(format="%.4g")})
@@ -197,7 +200,7 @@ def groupings_view(store: Store, info: RunInfo, found: dict[str, pd.DataFrame], 
                                    "the grouping beats learning all tasks together.")
         if st.button("Train this grouping", key="affinity.train_grouping",
                      help="Starts one run per group in the background; compare them on the Runs page."):
-            submit_runs(affinity.group_configs(info.config, groupings[chosen - 1]))
+            submit_runs(lambda: grouping.group_configs(info.config, groupings[chosen - 1]))
 
 
 # --- the page -----------------------------------------------------------------------------------

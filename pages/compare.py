@@ -12,25 +12,29 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from mtl_core import compare_viz, sweep
 from mtl_core.architectures import ARCHITECTURES
-from mtl_core.baselines import BASELINE_KEY_TEXT, missing_baselines
 from mtl_core.config import ConfigError, RunConfig
+from mtl_core.figures import compare as compare_viz
 from mtl_core.methods import METHODS
-from mtl_core.share import sweep_line
-from mtl_core.store import LIVE, MAX_RUN_ID, Store
+from mtl_core.runs import sweep
+from mtl_core.runs.baselines import BASELINE_KEY_TEXT, missing_baselines
+from mtl_core.runs.share import sweep_line
+from mtl_core.runs.store import LIVE, MAX_RUN_ID, Store
 from mtl_core.suites import SUITES
+from pages import _url as url
 from pages._charts import draw, draw_plotly
 from pages._conflicts import conflict_section
 from pages._entry import through_app
 from pages._polling import POLL_S
-from pages._resources import job_manager, run_store, session_owner
+from pages._resources import job_manager, run_store
 from pages._share import share_panel
+from pages._submit import submit_runs
 from pages._widgets import seed_widget
 
 through_app()
 
 PREFIX = "compare."
+WRITTEN = "compare_query"  # session_state: the query string this page last wrote
 DEFAULT_METHODS = ("ew", "pcgrad")
 
 
@@ -38,11 +42,9 @@ DEFAULT_METHODS = ("ew", "pcgrad")
 
 def adopt_url() -> list[str]:
     """Take the grid set-up and the compared runs from the URL when this page did not write it."""
-    query = st.query_params.to_dict()
-    if query == st.session_state.get("compare_query"):
-        return []
-    if not query and "compare_grid" in st.session_state:
-        return []  # back from another page: keep what was shown
+    query = url.incoming(WRITTEN, state_key="compare_grid")
+    if query is None:
+        return []  # this page's own, or back from another page: keep what was shown
     problems: list[str] = []
     runs = parse_run_ids(query.pop("runs", ""))
     grid = None
@@ -74,11 +76,12 @@ def with_grid_defaults(query: dict[str, str]) -> dict[str, str]:
     return {"grid.methods": ",".join(methods), "grid.seeds": "0,1,2", **query}
 
 
+def grid_query(grid: sweep.Grid, runs: list[int]) -> dict[str, str]:
+    return grid.to_query() | ({"runs": ",".join(map(str, runs))} if runs else {})
+
+
 def sync_url(grid: sweep.Grid, runs: list[int]) -> None:
-    query = grid.to_query() | ({"runs": ",".join(map(str, runs))} if runs else {})
-    if st.query_params.to_dict() != query:
-        st.query_params.from_dict(query)
-    st.session_state.compare_query = query
+    url.sync(grid_query(grid, runs), written_key=WRITTEN)
 
 
 def parse_run_ids(text: str) -> list[int]:
@@ -145,12 +148,15 @@ def grid_form(store: Store, grid: sweep.Grid) -> sweep.Grid:
         return grid
 
 
-def launch(store: Store, grid: sweep.Grid, *, baselines: bool) -> list[int]:
-    """Queue the grid (the missing STL baselines first) with the app's job manager; returns the
-    ids of the runs to compare: the grid's and its baselines."""
-    configs = grid.configs()
-    todo = missing_baselines(store, configs) if baselines else []
-    return job_manager().submit_all([*todo, *configs], owner=session_owner())  # the whole grid, or none of it
+def launch(store: Store, grid: sweep.Grid, *, baselines: bool) -> list[int] | None:
+    """Queue the grid (the missing STL baselines first) with the app's job manager, the whole grid
+    or none of it; returns the ids of the runs to compare (the grid's and its baselines), or None
+    when it was refused (the page says why)."""
+    def configs() -> list[RunConfig]:
+        runs = grid.configs()
+        return [*(missing_baselines(store, runs) if baselines else []), *runs]
+
+    return submit_runs(configs, failure="Could not start the grid", icon=":material/error:")
 
 
 def pick_runs(store: Store, current: list[int]) -> None:
@@ -258,11 +264,8 @@ def results(store: Store, summaries: pd.DataFrame, suite, tasks: list[str]) -> N
             st.info(f"{len(missing)} STL baseline run(s) are missing, so some Δm % are blank. A baseline "
                     f"matches a run on: {BASELINE_KEY_TEXT}.", icon=":material/info:")
             if st.button(f"Train the {len(missing)} missing STL baseline(s)", key=f"{PREFIX}baselines"):
-                try:
-                    ids = job_manager().submit_all(missing, owner=session_owner())
-                except Exception as error:  # a per-session cap: say so, keep the page
-                    st.error(f"Could not start the baselines: {error}", icon=":material/error:")
-                else:
+                ids = submit_runs(missing, failure="Could not start the baselines", icon=":material/error:")
+                if ids is not None:
                     show([*st.session_state.compare_runs, *ids])
                     st.rerun()
         else:
@@ -328,14 +331,12 @@ with launch_tab:
                  type="primary", key=f"{PREFIX}launch",
                  help="Queue every run with the job manager; they train one after another and the "
                       "comparison below fills in live."):
-        try:
-            show(launch(store, grid, baselines=with_baselines), grid)
-        except Exception as error:  # the manager refused (a per-session cap): say so, keep the page
-            st.error(f"Could not start the grid: {error}", icon=":material/error:")
+        launched = launch(store, grid, baselines=with_baselines)
+        if launched is not None:
+            show(launched, grid)
     share_panel(grid.base, key="share.compare",
-                on_upload=lambda config: st.query_params.from_dict(
-                    sweep.Grid(config, grid.methods, grid.archs, grid.seeds).to_query()
-                    | ({"runs": ",".join(map(str, run_ids))} if run_ids else {})),
+                on_upload=lambda config: url.write(
+                    grid_query(sweep.Grid(config, grid.methods, grid.archs, grid.seeds), run_ids)),
                 command=sweep_line(grid.base, grid.methods, grid.archs, grid.seeds),
                 file_name="mtl-grid-setup.json")
 with pick_tab:

@@ -1,7 +1,7 @@
 """Gradient lab: gradient conflict on the CAGrad paper's two-objective toy, and an explorer of what
 each gradient method makes of hand-set task gradients. Every trajectory and arrow comes from the
-registered aggregators (the trainer's code); the numbers live in mtl_core.toy / mtl_core.explorer
-and the figures in mtl_core.lab_viz.
+registered aggregators (the trainer's code); the numbers live in mtl_core.lab.toy / mtl_core.lab.explorer
+and the figures in mtl_core.figures.lab.
 
 The URL carries the toy's set-up (``methods``, ``steps``, ``starts`` as ``x1,x2;x1,x2``), so a link
 reproduces what a person saw.
@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mtl_core import explorer, lab_viz, toy
+from mtl_core.figures import lab as lab_viz
+from mtl_core.lab import explorer, toy
+from pages import _url as url
 from pages._charts import draw, draw_plotly
 from pages._entry import through_app
 
@@ -81,7 +83,7 @@ def adopt_clicked_start() -> None:
 
 
 def query_defaults() -> tuple[list[str], int, str]:
-    params = st.query_params
+    params = url.read()
     methods = [m for m in params.get("methods", "").split(",") if m in toy_method_options()] or list(DEFAULT_METHODS)
     try:
         steps = int(params.get("steps", toy.PAPER_STEPS))
@@ -129,7 +131,7 @@ def toy_section() -> None:
     extra, message = parse_starts(extra_text)
     if message:
         st.warning(message)
-    st.query_params.update({"methods": ",".join(methods), "steps": str(steps), "starts": extra_text})
+    url.write({"methods": ",".join(methods), "steps": str(steps), "starts": extra_text}, merge=True)
     if not methods:
         st.info("Pick at least one method to simulate.")
         return

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from mtl_core.config import RunConfig
-from mtl_core.sweep import Grid
-from mtl_core.taxonomy import ROOT, taxonomy_figure, taxonomy_nodes
+from mtl_core.figures.taxonomy import ROOT, taxonomy_figure, taxonomy_nodes
+from mtl_core.runs.sweep import Grid
 from pages._charts import draw_plotly
 from pages._entry import through_app
 

@@ -14,6 +14,7 @@ from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
 from mtl_core.registry import JACOBIAN_COST, ArchInfo, Entry, Knob, MethodInfo
+from pages import _url as url
 from pages._entry import through_app
 
 through_app()
@@ -130,8 +131,9 @@ st.markdown("Every way the playground balances tasks and shares the network, wit
             "known for, what it struggles with, and a set-up to try it on. The same list fills "
             "the Train page's menus.")
 
-selected_method = st.query_params.get("method")
-selected_arch = st.query_params.get("arch")
+query = url.read()
+selected_method = query.get("method")
+selected_arch = query.get("arch")
 if selected_method in METHODS:
     st.info(f"Opened at **[{METHODS[selected_method].name}](#{selected_method})**: its card is "
             "expanded below.", icon=":material/arrow_downward:")

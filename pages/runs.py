@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from mtl_core.store import TERMINAL, RunInfo, Store
+from mtl_core.runs.store import TERMINAL, RunInfo, Store
 from pages._entry import through_app
-from pages._resources import job_manager, run_store, session_owner
+from pages._resources import run_store
+from pages._submit import submit_run
 
 through_app()
 
@@ -75,12 +76,8 @@ def run_actions(store: Store, info: RunInfo) -> None:
         open_on_train(info)
     if rerun_col.button("Re-run", width="stretch", key="runs.rerun",
                         help="Train the same configuration again (same seed: the same curves)."):
-        try:
-            new_id = job_manager().submit(info.config, name=f"{info.name} (re-run)",
-                                          owner=session_owner())
-        except Exception as error:  # the manager refused (a per-session cap): say so, keep the page
-            st.error(f"Could not start the run: {error}", icon=":material/error:")
-        else:
+        new_id = submit_run(info.config, name=f"{info.name} (re-run)", icon=":material/error:")
+        if new_id is not None:
             open_on_train(info, new_id)
     csv_col.download_button("Export CSV", lambda: store.export_csv([run_id]), width="stretch",
                             file_name=f"run-{run_id}.csv", mime="text/csv", on_click="ignore",

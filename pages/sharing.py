@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from mtl_core import sharing_viz, viz
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.architectures.diagram import structure
 from mtl_core.config import RunConfig
-from mtl_core.records import GRADIENT_MATRICES
-from mtl_core.store import Store
+from mtl_core.figures import run as viz
+from mtl_core.figures import sharing as sharing_viz
+from mtl_core.runs.store import Store
+from mtl_core.runs.view import RunView
 from mtl_core.suites import SUITES
 from pages._charts import draw, sharing_panel
 from pages._entry import through_app
@@ -87,8 +88,8 @@ def learned_view(store: Store) -> None:
     labels = {int(row.id): f"#{row.id} {row.name} ({row.status})" for row in runs.itertuples()}
     run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="sharing.run",
                           help="Runs whose architecture learns how to share (newest first).")
-    matrices = store.matrices(run_id)
-    steps = sorted(set(matrices.loc[~matrices["name"].isin(GRADIENT_MATRICES), "step"]))
+    snapshots = RunView.read_snapshots(store, run_id).snapshots
+    steps = sorted(set(snapshots["step"]))
     if not steps:
         st.info("This run recorded no snapshots yet (snapshot every 0 turns them off).", icon=":material/info:")
         return
@@ -105,7 +106,7 @@ def learned_view(store: Store) -> None:
             at = steps.index(st.session_state[key])
             st.session_state[key] = steps[(at + 1) % len(steps)]
         step = slider.select_slider("Step", steps, key=key, help="The training step of the snapshot shown.")
-        sharing_panel(matrices, step, caption=f"Step {step:,} of {steps[-1]:,}.")
+        sharing_panel(snapshots, step, caption=f"Step {step:,} of {steps[-1]:,}.")
 
     frames()
 

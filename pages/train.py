@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 import streamlit as st
 
-from mtl_core import sharing_viz, viz
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import ConfigError, RunConfig
+from mtl_core.figures import run as viz
 from mtl_core.methods import METHODS
-from mtl_core.store import TERMINAL, RunInfo, Store
+from mtl_core.runs.store import TERMINAL, RunInfo, Store
+from mtl_core.runs.view import RunView
 from mtl_core.suites import SUITES
+from pages import _url as url
 from pages._charts import draw, sharing_panel
 from pages._conflicts import conflict_section
 from pages._entry import through_app
 from pages._polling import DIAGNOSTICS_POLL_S, POLL_S, QUEUED_POLL_S
-from pages._resources import job_manager, run_store, session_owner
+from pages._resources import job_manager, run_store
 from pages._share import share_panel
+from pages._submit import submit_run
 from pages._widgets import clear_form, config_form, method_explanation
 
 through_app()
 
+WRITTEN = "train_query"  # session_state: the query string this page last wrote
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                 "done": ":material/check_circle:", "stopped": ":material/stop_circle:",
                 "diverged": ":material/warning:", "failed": ":material/error:",
@@ -40,11 +43,9 @@ STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circ
 def adopt_url(store: Store) -> list[str]:
     """Take the config and run from the URL when it is not the one this page last wrote: a first
     load, a reload, a shared link, or "open" from the Runs page. Returns problems to show."""
-    query = st.query_params.to_dict()
-    if query == st.session_state.get("train_query"):
+    query = url.incoming(WRITTEN, state_key="config")
+    if query is None:
         return []
-    if not query and "config" in st.session_state:
-        return []  # back from another page, whose link dropped our query string: keep our state
     problems: list[str] = []
     run_id = _run_id(query.pop("run", None))
     run = store.get_run(run_id) if run_id is not None else None
@@ -64,10 +65,7 @@ def adopt_url(store: Store) -> list[str]:
 
 
 def sync_url(config: RunConfig, run_id: int | None) -> None:
-    query = config.to_query() | ({"run": str(run_id)} if run_id is not None else {})
-    if st.query_params.to_dict() != query:
-        st.query_params.from_dict(query)
-    st.session_state.train_query = query
+    url.sync(config.to_query() | ({"run": str(run_id)} if run_id is not None else {}), written_key=WRITTEN)
 
 
 def _run_id(text: str | None) -> int | None:
@@ -79,35 +77,21 @@ def _run_id(text: str | None) -> int | None:
 
 # --- reading a run ------------------------------------------------------------------------------
 
-def run_records(store: Store, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The run's scalars and matrices (gradient cosines, sharing snapshots), read incrementally: each poll asks the store only
-    for steps after the last one seen (a long run logs thousands of rows per second)."""
-    cache = st.session_state.get("records")
-    if cache is None or cache["run"] != run_id:
-        cache = {"run": run_id, "scalars": None, "matrices": None, "step": 0}
-    # Ask again for the last step seen (the store returns steps after ``since_step``): cheap,
-    # and safe should a step's rows ever be split between two of the worker's batches.
-    since = cache["step"]
-    scalars = store.scalars(run_id, since_step=max(since - 1, 0))
-    matrices = store.matrices(run_id, since_step=max(since - 1, 0))
-    if cache["scalars"] is not None:
-        old = cache["scalars"]
-        scalars = pd.concat([old[old["step"] < since], scalars], ignore_index=True)
-        old = cache["matrices"]
-        matrices = pd.concat([old[old["step"] < since], matrices], ignore_index=True)
-    cache.update(scalars=scalars, matrices=matrices,
-                 step=int(scalars["step"].max()) if len(scalars) else 0)
-    st.session_state.records = cache
-    return scalars, matrices
+def run_view(store: Store, run_id: int) -> RunView:
+    """The run's records, read incrementally: each poll asks the store only for steps after the
+    last one seen (a long run logs thousands of rows per second)."""
+    view = RunView.read(store, run_id, previous=st.session_state.get("records"))
+    st.session_state.records = view
+    return view
 
 
 # --- drawing ------------------------------------------------------------------------------------
 
-def status_panel(info: RunInfo, scalars: pd.DataFrame) -> None:
+def status_panel(info: RunInfo, view: RunView) -> None:
     config = info.config
-    times = scalars[(scalars["split"] == "train") & (scalars["metric"] == "time_s")]
+    times = view.times
     steps_done = int(times["step"].max()) if len(times) else int(info.steps_done or 0)
-    speed = viz.steps_per_second(times[["step", "value"]])
+    speed = viz.steps_per_second(times)
     status, steps, rate, device = st.columns(4)
     status.metric("Status", info.status, help="queued → running → done, or stopped (by you), "
                   "diverged (a loss became NaN or infinite), failed (an error), interrupted "
@@ -129,12 +113,12 @@ def run_colors(info: RunInfo) -> dict[str, str]:
             if task in config.tasks}
 
 
-def progress_charts(info: RunInfo, scalars: pd.DataFrame) -> None:
+def progress_charts(info: RunInfo, view: RunView) -> None:
     """Training loss and validation metrics: the curves a person watches a run by."""
     config = info.config
     colors = run_colors(info)
-    train = scalars[(scalars["split"] == "train") & (scalars["metric"] == "loss")]
-    val = scalars[scalars["split"] == "val"]
+    train = view.losses
+    val = view.validation
     if train.empty:
         st.info("Waiting for the first step: the worker is building the data and the model.",
                 icon=":material/hourglass_top:")
@@ -153,29 +137,27 @@ def progress_charts(info: RunInfo, scalars: pd.DataFrame) -> None:
             draw(st, chart)
 
 
-def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, all_matrices: pd.DataFrame) -> None:
+def diagnostic_charts(info: RunInfo, view: RunView) -> None:
     """How the tasks interact: gradient cosines (latest and over time), weights, gradient norms,
     how the update treats each task, and the sharing the architecture learns."""
     config = info.config
     colors = run_colors(info)
-    train = scalars[scalars["split"] == "train"]
-    if train.empty:
+    if not view.started:
         return
-    matrices = all_matrices[all_matrices["name"] == "cosine"]
+    latest = view.latest_cosine()
     heatmap, history = st.columns(2)
-    if matrices.empty:
+    if latest is None:
         heatmap.info(_no_cosine_reason(info), icon=":material/info:")
     else:
-        latest = matrices.sort_values("step").iloc[-1]
-        draw(heatmap, viz.cosine_heatmap(latest["value"], config.tasks), stretch=False)
-        heatmap.caption(f"At step {int(latest['step']):,}, the latest gradient probe.")
+        probe_step, matrix = latest
+        draw(heatmap, viz.cosine_heatmap(matrix, config.tasks), stretch=False)
+        heatmap.caption(f"At step {probe_step:,}, the latest gradient probe.")
         if len(config.tasks) > 1:
-            draw(history, viz.cosine_history_chart(viz.cosine_pairs(matrices, config.tasks),
-                                                          x_max=config.steps))
+            draw(history, viz.cosine_history_chart(view.cosine_pairs(config.tasks), x_max=config.steps))
     history.caption(COSINE_HELP)
 
     weights, norms = st.columns(2)
-    weight = train[train["metric"] == "weight"]
+    weight = view.weights
     if len(weight) and weight["value"].isna().all():
         weights.info(f"{METHODS[config.method].name} gives the tasks no weights: its update is not a "
                      "weighted sum of their gradients. *How the update treats each task* shows its effect.",
@@ -184,24 +166,24 @@ def diagnostic_charts(info: RunInfo, scalars: pd.DataFrame, all_matrices: pd.Dat
         draw(weights, viz.weights_chart(weight, colors, x_max=config.steps))
     if len(config.tasks) > 1 and viz.all_tasks_equal(weight):
         weights.caption("Every task has the same weight at every step: the lines lie on top of each other.")
-    grad_norm = train[train["metric"] == "grad_norm"]
+    grad_norm = view.grad_norms
     if not grad_norm.empty:
         draw(norms, viz.task_lines_chart(
             grad_norm, colors, y_title="Gradient norm (log scale)", log_y=True,
             title="Gradient norm per task (shared parameters)", x_max=config.steps))
 
     alignment, norm = st.columns(2)
-    cos_update = train[train["metric"] == "cos_update"]
+    cos_update = view.update_alignment
     if not cos_update.empty:
         draw(alignment, viz.update_alignment_chart(cos_update, colors, x_max=config.steps))
-        draw(norm, viz.update_norm_chart(train[train["metric"] == "update_norm"], x_max=config.steps))
+        draw(norm, viz.update_norm_chart(view.update_norms, x_max=config.steps))
 
-    if sharing_viz.snapshot_names(all_matrices):
-        step = int(all_matrices["step"].max())
+    if not view.snapshots.empty:
+        step = view.matrix_step
         st.markdown("##### The sharing it learns", help="What the architecture has learned about "
                     "sharing: mixing weights, gates over experts, attention or which layers each task "
                     "runs. The Sharing page replays a run's snapshots step by step.")
-        sharing_panel(all_matrices, step, caption=f"At step {step:,}, the latest snapshot "
+        sharing_panel(view.snapshots, step, caption=f"At step {step:,}, the latest snapshot "
                       f"(every {config.snapshot_every:,} steps).")
 
 
@@ -265,15 +247,15 @@ def dashboard(run_id: int) -> None:
         if current is None:
             st.warning(f"Run {run_id} was deleted.")
             return
-        scalars, _ = run_records(store, run_id)
+        view = run_view(store, run_id)
         # Only a run a worker has taken is about to write: a run waiting in the queue would keep
         # this session busy re-reading the store for a whole poll (a classroom's 29 queued runs
         # made every page update wait seconds: benchmarks/load.py).
-        if live and scalars.empty and job_manager().worker_pid(run_id) is not None:
-            scalars, _ = wait_for_first_step(store, run_id)
+        if live and view.empty and job_manager().worker_pid(run_id) is not None:
+            view = wait_for_first_step(store, run_id)
             current = store.get_run(run_id) or current
-        status_panel(current, scalars)
-        progress_charts(current, scalars)
+        status_panel(current, view)
+        progress_charts(current, view)
         if polling and current.status in TERMINAL:
             st.rerun()  # the run ended: redraw the page without polling, buttons re-enabled
         if polling and waiting and current.status != "queued":
@@ -286,7 +268,7 @@ def dashboard(run_id: int) -> None:
         # A run still in the queue has nothing to diagnose: skip the store reads (in a classroom
         # most open pages show a queued run, and this poll was a third of their server time).
         if current is not None and current.steps_done > 0:
-            diagnostic_charts(current, *run_records(store, run_id))
+            diagnostic_charts(current, run_view(store, run_id))
             with st.expander("Gradient conflict in detail: how often, which task dominates, which layers"):
                 conflict_section(store, [run_id], include_basics=False)
 
@@ -294,15 +276,15 @@ def dashboard(run_id: int) -> None:
     diagnostics_view()
 
 
-def wait_for_first_step(store: Store, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def wait_for_first_step(store: Store, run_id: int) -> RunView:
     """Before the first record, look again every 50 ms for up to one poll interval, so the first
     curve shows as soon as the worker writes it rather than at the next poll."""
     deadline = time.monotonic() + 0.9 * POLL_S
-    scalars, matrices = run_records(store, run_id)
-    while scalars.empty and time.monotonic() < deadline:
+    view = run_view(store, run_id)
+    while view.empty and time.monotonic() < deadline:
         time.sleep(0.05)
-        scalars, matrices = run_records(store, run_id)
-    return scalars, matrices
+        view = run_view(store, run_id)
+    return view
 
 
 # --- the page -----------------------------------------------------------------------------------
@@ -327,7 +309,7 @@ with form:
     if not problems:
         st.session_state.config = config
     share_panel(st.session_state.config, key="share.train",
-                on_upload=lambda uploaded: st.query_params.from_dict(uploaded.to_query()))
+                on_upload=lambda uploaded: url.write(uploaded.to_query()))
     st.page_link("pages/compare.py", label="Compare methods on this set-up", icon=":material/compare_arrows:",
                  query_params=st.session_state.config.to_query(),
                  help="Open Compare with this set-up: equal weighting against this method, three seeds each.")
@@ -336,12 +318,9 @@ with actions:
     train_col, stop_col = st.columns(2)
     if train_col.button("Train", type="primary", width="stretch", disabled=bool(problems),
                         help="Start a run with these settings (it queues if another is training)."):
-        try:
-            run_id = job_manager().submit(config, owner=session_owner())
-        except Exception as error:  # the manager refused (e.g. a full queue): say so, keep the page
-            st.error(f"Could not start the run: {error}")
-        else:
-            st.session_state.run_id = run_id
+        new_id = submit_run(config)  # or it says why not (e.g. a full queue)
+        if new_id is not None:
+            run_id = st.session_state.run_id = new_id
             st.session_state.pop("pause_live", None)  # a new run starts live
     shown = store.get_run(run_id) if run_id is not None else None
     if stop_col.button("Stop", width="stretch", disabled=shown is None or shown.status in TERMINAL,

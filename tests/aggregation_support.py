@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from mtl_core.aggregation import Aggregation, make_aggregator
 from mtl_core.config import RunConfig
-from mtl_core.trainer import Trainer
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+from mtl_core.engine.trainer import Trainer
+from mtl_core.methods import make_aggregator
+from mtl_core.methods.base import Aggregation
 
 
 def conflicting_jacobian(tasks: int, params: int, seed: int) -> torch.Tensor:

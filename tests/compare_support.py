@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mtl_core.config import RunConfig
-from mtl_core.records import StepRecord
-from mtl_core.store import Store
+from mtl_core.engine.records import StepRecord
+from mtl_core.runs.store import Store
 from mtl_core.suites import SUITES
 
 # Two 10-class tasks (accuracy, higher is better); tiny so that a real run trains in seconds.

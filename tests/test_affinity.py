@@ -7,18 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from mtl_core.affinity import (
-    AFFINITY_MATRIX,
-    lookahead_affinity,
-    lookahead_steps,
-    mean_matrix,
-    measured_steps,
-    run_affinities,
-)
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.jacobian import task_jacobian
-from mtl_core.store import Store
-from mtl_core.trainer import Trainer
+from mtl_core.engine.jacobian import task_jacobian
+from mtl_core.engine.lookahead import lookahead_affinity, lookahead_steps
+from mtl_core.engine.trainer import Trainer
+from mtl_core.runs.store import Store
+from mtl_core.studies.affinity import AFFINITY_MATRIX, mean_matrix, measured_steps, run_affinities
 
 
 class LinearTasks:

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core import affinity_viz, viz
+from mtl_core.figures import affinity as affinity_viz
+from mtl_core.figures import run as viz
 from mtl_core.suites import SUITES
 
 TASKS = ["digit", "parity", "ink"]

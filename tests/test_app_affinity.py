@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import partial
 
 import numpy as np
 import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
-from mtl_core import affinity
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
-from mtl_core.worker import execute_run
+from mtl_core.runs.store import Store
+from mtl_core.runs.worker import execute_run, train_here
+from mtl_core.studies import affinity, grouping, transfer
 
 APP = "../app.py"
 TASKS = ("digit", "parity", "ink")
@@ -95,7 +96,7 @@ def test_a_tag_run_shows_its_matrices_network_and_groupings(mtl_store):
     assert "Lookahead affinity (TAG): tasks as a network" in titles
     table = at.dataframe[-1].value
     assert list(table["Groups"]) == [1, 2, 3]
-    best = affinity.best_groupings(expected["tag"])
+    best = grouping.best_groupings(expected["tag"])
     assert list(table["Best split"]) == [g.label for g in best]
     assert np.allclose(table["Score"], [g.score for g in best])
     # Agreement between the two measures, and the transfer study not yet trained.
@@ -108,7 +109,7 @@ def test_the_transfer_matrix_appears_once_its_runs_are_done(mtl_store):
     store = Store(mtl_store)
     base = tag_config()
     trained(store, base)
-    affinity.train_transfer_study(store, base)  # the core call, without the app
+    transfer.train_transfer_study(store, base, train=partial(train_here, store))  # the core call, without the app
     at = affinity_page()
     titles = [title_of(spec) for spec in charts(at)]
     assert titles[:3] == ["Lookahead affinity (TAG)", "Gradient cosine", "Pairwise transfer"]
@@ -117,9 +118,9 @@ def test_the_transfer_matrix_appears_once_its_runs_are_done(mtl_store):
     assert at.dataframe[0].value.shape == (3, 3)  # three measures compared
     next(r for r in at.radio if r.key == "affinity.by").set_value("transfer").run()
     assert "Pairwise transfer: tasks as a network" in [title_of(s) for s in charts(at)]
-    gains = affinity.transfer_gains(store, base)
+    gains = transfer.transfer_gains(store, base)
     table = at.dataframe[-1].value
-    assert list(table["Best split"]) == [g.label for g in affinity.best_groupings(gains)]
+    assert list(table["Best split"]) == [g.label for g in grouping.best_groupings(gains)]
 
 
 def test_the_buttons_start_runs_through_the_job_manager(mtl_store):

@@ -12,13 +12,13 @@ from urllib.parse import parse_qsl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mtl_core import compare_viz
-from mtl_core.baselines import missing_baselines
 from mtl_core.config import RunConfig
-from mtl_core.metrics import hypervolume, non_dominated, reference_point
-from mtl_core.share import cli_line
-from mtl_core.store import Store
-from mtl_core.sweep import (
+from mtl_core.engine.metrics import hypervolume, non_dominated, reference_point
+from mtl_core.figures import compare as compare_viz
+from mtl_core.runs.baselines import missing_baselines
+from mtl_core.runs.share import cli_line
+from mtl_core.runs.store import Store
+from mtl_core.runs.sweep import (
     baseline_metrics,
     make_grid,
     results_table,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mtl_core import lab_viz, toy
+from mtl_core.figures import lab as lab_viz
+from mtl_core.lab import toy
 
 APP = "../app.py"
 
@@ -71,7 +72,7 @@ def test_losses_chart_has_the_three_losses_per_method_and_start(small_run):
     spec = lab_viz.trajectory_losses_chart(small_run, toy.STARTS).to_dict()
     assert spec["spec"]["encoding"]["x"]["title"] == "Adam step"
     assert spec["spec"]["encoding"]["color"]["scale"]["domain"] == ["EW (descent on f1 + f2)", "MGDA", "CAGrad"]
-    from mtl_core.viz import method_colors
+    from mtl_core.figures.run import method_colors
     assert spec["spec"]["encoding"]["color"]["scale"]["range"] == [method_colors()[m] for m in ("ew", "mgda", "cagrad")]
 
 

@@ -54,8 +54,8 @@ def test_a_tour_step_opens_train_with_its_config(mtl_store, step, method):
 
 
 def test_the_compare_step_opens_compare_with_a_grid_on_the_same_set_up(mtl_store):
-    from mtl_core.store import Store
-    from mtl_core.sweep import Grid
+    from mtl_core.runs.store import Store
+    from mtl_core.runs.sweep import Grid
 
     at = new_app().run()
     buttons(at)["home.tour.compare"].click().run()

@@ -9,8 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from mtl_core.config import RunConfig
-from mtl_core.records import StepRecord
-from mtl_core.store import TERMINAL, Store
+from mtl_core.engine.records import StepRecord
+from mtl_core.runs.store import TERMINAL, Store
 
 APP = "../app.py"
 # A run that trains in well under a second once the worker is warm.

@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
-from mtl_core.worker import execute_run
+from mtl_core.runs.store import Store
+from mtl_core.runs.worker import execute_run
 
 APP = "../app.py"
 

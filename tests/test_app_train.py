@@ -12,7 +12,7 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from mtl_core.config import RunConfig
-from mtl_core.store import TERMINAL, Store
+from mtl_core.runs.store import TERMINAL, Store
 from mtl_core.suites import SUITES
 
 APP = "../app.py"  # AppTest paths are relative to this file

@@ -22,16 +22,18 @@ from mtl_core.architectures.cross_stitch import stitch_init
 from mtl_core.architectures.diagram import TRUNK_LAYERS, structure
 from mtl_core.architectures.moe import IMAGE_EXPERT_CHANNELS, ExpertBank
 from mtl_core.config import RunConfig
-from mtl_core.jacobian import task_jacobian
+from mtl_core.engine.jacobian import task_jacobian
+from mtl_core.engine.records import StepRecord
+from mtl_core.engine.trainer import Trainer
 from mtl_core.methods import METHODS
-from mtl_core.records import StepRecord
-from mtl_core.store import Store
-from mtl_core.suites import build_suite
-from mtl_core.trainer import Trainer
+from mtl_core.runs.store import Store
+from mtl_core.suites import SUITES, build_suite
 
-# The non-toy suites, made small: each test builds models on them in milliseconds.
-SUITE_PARAMS = {"synthetic": {"train_size": 500}, "multidigits": {"train_pairs": 500}, "digit_attributes": {}}
-NEW = ["cross_stitch", "soft_l2", "mmoe", "cgc", "ple", "mtan", "adashare"]
+# Every registered suite, made small (its registry entry says how): each test builds models on them
+# in milliseconds.
+SUITE_PARAMS = {entry.key: dict(entry.extra.get("small", {})) for entry in SUITES}
+# Every architecture beyond the two classics (hard sharing and the single-task yardstick).
+NEW = [entry.key for entry in ARCHITECTURES if entry.category not in {"hard sharing", "baseline"}]
 # Every registered architecture, plus PLE with three levels (where the split of task gates differs).
 VARIANTS = [(entry.key, {}) for entry in ARCHITECTURES] + [("ple", {"levels": 3})]
 
@@ -418,7 +420,7 @@ def test_a_bank_of_experts_computes_each_expert_independently():
 
 
 def test_the_fast_max_pool_gives_max_pools_numbers_and_gradients():
-    from mtl_core.architectures.backbones import MaxPool2x2
+    from mtl_core.suites.backbones import MaxPool2x2
 
     torch.manual_seed(0)
     # ReLU outputs: many ties at zero, as in the trunks; odd sizes fall back to the kernel.

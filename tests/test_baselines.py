@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mtl_core.baselines import baseline_config, find_baselines, missing_baselines
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
+from mtl_core.runs.baselines import baseline_config, find_baselines, missing_baselines
+from mtl_core.runs.store import Store
 from tests.compare_support import SETUP, stored_run
 
 RUN = RunConfig.parse({**SETUP, "arch": "mmoe", "method": "cagrad", "method_params": {"c": 0.2}, "seed": 3})

@@ -17,8 +17,8 @@ import pytest
 
 from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
 from mtl_core.config import RunConfig
-from mtl_core.store import TERMINAL, Store
-from mtl_core.worker import execute_run
+from mtl_core.runs.store import TERMINAL, Store
+from mtl_core.runs.worker import execute_run
 from pages._polling import POLL_S
 
 pytestmark = pytest.mark.browser

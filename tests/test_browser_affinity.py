@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
-from mtl_core import affinity, viz
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
+from mtl_core.figures import run as viz
+from mtl_core.runs.store import Store
+from mtl_core.runs.worker import execute_run, train_here
+from mtl_core.studies import affinity, grouping, transfer
 from mtl_core.suites import SUITES
-from mtl_core.worker import execute_run
 
 pytestmark = pytest.mark.browser
 
@@ -42,8 +43,8 @@ def test_affinity_page_in_chromium(served):
                             "probe_every": 10, "affinity_every": 10, "snapshot_every": 0, "device": "cpu"})
     run_id = store.create_run(base)
     assert execute_run(store, run_id, stop=threading.Event()).status == "done"
-    affinity.train_transfer_study(store, base)
-    assert affinity.transfer_progress(store, base) == (16, 16)
+    transfer.train_transfer_study(store, base, train=lambda config: train_here(store, config))
+    assert transfer.transfer_progress(store, base) == (16, 16)
     ARTIFACTS.mkdir(exist_ok=True)
 
     with chromium_page(1600, 1400) as page:
@@ -66,7 +67,7 @@ def test_affinity_page_in_chromium(served):
         time.sleep(1.0)  # every group's run is submitted in the same script run
         started = [store.get_run(int(i)) for i in set(store.list_runs()["id"]) - before]
         groups = sorted(tuple(info.config.tasks) for info in started)
-        best = max(affinity.best_groupings(affinity.run_affinities(store, run_id)["tag"]),
+        best = max(grouping.best_groupings(affinity.run_affinities(store, run_id)["tag"]),
                    key=lambda g: g.score)
         assert groups == sorted(best.groups)
         print(f"\naffinity page: TAG-suggested grouping {best.label} started as {len(groups)} runs")

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
-from mtl_core.baselines import missing_baselines
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
-from mtl_core.sweep import make_grid, run_grid
+from mtl_core.runs.baselines import missing_baselines
+from mtl_core.runs.store import Store
+from mtl_core.runs.sweep import make_grid, run_grid
 from tests.compare_support import SETUP
 
 pytestmark = pytest.mark.browser

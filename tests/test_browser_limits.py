@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, served_app
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
+from mtl_core.runs.store import Store
 
 pytestmark = pytest.mark.browser
 

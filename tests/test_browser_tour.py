@@ -19,8 +19,8 @@ from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
-from mtl_core.store import Store
-from mtl_core.sweep import Grid
+from mtl_core.runs.store import Store
+from mtl_core.runs.sweep import Grid
 
 pytestmark = pytest.mark.browser
 

@@ -9,9 +9,9 @@ import pytest
 
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
+from mtl_core.figures.taxonomy import DESCRIBED_ONLY, taxonomy_figure, taxonomy_nodes
 from mtl_core.methods import METHODS
 from mtl_core.registry import Entry
-from mtl_core.taxonomy import DESCRIBED_ONLY, taxonomy_figure, taxonomy_nodes
 
 ENTRIES = [*(("method", m) for m in METHODS), *(("arch", a) for a in ARCHITECTURES)]
 IDS = [f"{owner}:{entry.key}" for owner, entry in ENTRIES]
@@ -53,7 +53,7 @@ def _suite(name: str, params: tuple):
 
 @pytest.mark.parametrize("owner, entry", ENTRIES, ids=IDS)
 def test_try_it_trains_three_steps(owner: str, entry: Entry):
-    from mtl_core.trainer import Trainer
+    from mtl_core.engine.trainer import Trainer
 
     config = RunConfig.parse(entry.extra["try_it"]["config"]).model_copy(
         update={"steps": 3, "eval_every": 3, "device": "cpu"})

@@ -18,7 +18,7 @@ import pytest
 
 from mtl_core.__main__ import main
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
+from mtl_core.runs.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--suite", "synthetic", "--param", "suite.train_size=2000", "--steps", "20", "--eval-every", "10",

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core import compare_viz, viz
+from mtl_core.figures import compare as compare_viz
+from mtl_core.figures import run as viz
 from mtl_core.suites import SUITES
 
 RUNS = pd.DataFrame({"run_id": [1, 2, 3, 4, 5], "method": ["ew", "ew", "pcgrad", "pcgrad", "ew"],

@@ -12,12 +12,13 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from mtl_core import conflict, lab_viz
 from mtl_core.config import RunConfig
-from mtl_core.jacobian import cosine_matrix
-from mtl_core.store import Store
-from mtl_core.trainer import Trainer
-from mtl_core.worker import execute_run
+from mtl_core.engine import conflict
+from mtl_core.engine.jacobian import cosine_matrix
+from mtl_core.engine.trainer import Trainer
+from mtl_core.figures import lab as lab_viz
+from mtl_core.runs.store import Store
+from mtl_core.runs.worker import execute_run
 
 
 def tiny(**changes) -> RunConfig:
@@ -130,7 +131,7 @@ def test_conflict_figures_have_titled_axes_and_pinned_scales():
 
 
 def section_script(store_path: str, run_ids: list[int], include_basics: bool) -> None:
-    from mtl_core.store import Store
+    from mtl_core.runs.store import Store
     from pages._conflicts import conflict_section
 
     conflict_section(Store(store_path), run_ids, include_basics=include_basics)

@@ -18,8 +18,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
-from mtl_core.worker import execute_run
+from mtl_core.runs.store import Store
+from mtl_core.runs.worker import execute_run
 
 APP = "../app.py"  # AppTest paths are relative to this file
 APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
@@ -227,7 +227,7 @@ STREAMLIT_DARK = "#0e1117"  # the dark theme's page background
 
 
 def test_every_method_has_its_own_colour_and_dash_readable_on_white_and_dark():
-    from mtl_core import viz
+    from mtl_core.figures import run as viz
     from mtl_core.methods import METHODS
 
     colors, dashes = viz.method_colors(), viz.method_dashes()
@@ -244,7 +244,7 @@ def test_every_method_has_its_own_colour_and_dash_readable_on_white_and_dark():
 
 
 def test_method_scales_pin_each_method_to_its_colour_and_dash():
-    from mtl_core import viz
+    from mtl_core.figures import run as viz
 
     color, dash = viz.method_scales(["pcgrad", "ew", "famo"])
     assert color.to_dict()["domain"] == ["pcgrad", "ew", "famo"]

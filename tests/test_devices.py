@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from mtl_core.devices import default_threads, describe
+from mtl_core.engine.devices import default_threads, describe
 
 
 @pytest.mark.parametrize(("setting", "cores", "expected"), [

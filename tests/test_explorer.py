@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from mtl_core import explorer, lab_viz
+from mtl_core.figures import lab as lab_viz
+from mtl_core.lab import explorer
 
 
 def test_two_gradients_have_the_requested_angle_and_length_ratio():

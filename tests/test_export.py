@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mtl_core import export, viz
+from mtl_core.figures import export
+from mtl_core.figures import run as viz
 
 APP = "../app.py"
 

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from mtl_core import sweep
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.share import config_from_upload
+from mtl_core.runs import sweep
+from mtl_core.runs.share import config_from_upload
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "../app.py"

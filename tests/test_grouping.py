@@ -9,26 +9,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core.affinity import (
+from mtl_core.config import RunConfig
+from mtl_core.engine.records import StepRecord
+from mtl_core.runs.store import Store
+from mtl_core.studies.affinity import rank_agreement
+from mtl_core.studies.grouping import (
     Grouping,
     best_groupings,
-    find_run,
     group_configs,
+    partitions,
+    task_scores,
+)
+from mtl_core.studies.transfer import (
+    find_run,
     missing_transfer_runs,
     pair_configs,
-    partitions,
-    rank_agreement,
     relative_gain,
     stl_config,
-    task_scores,
     train_transfer_study,
     transfer_gains,
     transfer_plan,
     transfer_progress,
 )
-from mtl_core.config import RunConfig
-from mtl_core.records import StepRecord
-from mtl_core.store import Store
 
 STIRLING_6 = {1: 1, 2: 31, 3: 90, 4: 65, 5: 15, 6: 1}  # partitions of 6 items into g groups
 
@@ -164,7 +166,7 @@ def test_the_study_submits_only_the_missing_runs(tmp_path):
     base = base_config()
     record_metrics(store, stl_config(base), {})
     submitted = []
-    train_transfer_study(store, base, submit=lambda config: submitted.append(config) or len(submitted))
+    train_transfer_study(store, base, train=lambda config: submitted.append(config) or len(submitted))
     assert submitted == list(pair_configs(base).values())
 
 
@@ -179,7 +181,7 @@ def test_group_configs_make_one_run_per_group_with_the_base_settings():
 
 
 def test_the_study_reuses_a_delta_m_baseline_with_the_same_settings(tmp_path):
-    from mtl_core.baselines import baseline_config
+    from mtl_core.runs.baselines import baseline_config
 
     store = Store(tmp_path / "mtl.db")
     base = base_config()

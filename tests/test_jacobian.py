@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mtl_core.jacobian import (
+from mtl_core.engine.jacobian import (
     cosine_matrix,
     cosine_with,
     gradient_norms,

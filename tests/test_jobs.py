@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from mtl_core.config import RunConfig
-from mtl_core.devices import default_threads
-from mtl_core.jobs import JobManager
-from mtl_core.store import TERMINAL, Store, pid_alive
-from mtl_core.worker import execute_run
+from mtl_core.engine.devices import default_threads
+from mtl_core.runs.jobs import JobManager
+from mtl_core.runs.store import TERMINAL, Store, pid_alive
+from mtl_core.runs.worker import execute_run
 
 pytestmark = pytest.mark.slow  # every test here starts worker processes (torch's import each)
 
@@ -181,7 +181,7 @@ def test_shutdown_interrupts_running_and_queued_runs_and_reaps_the_workers(tmp_p
 OWNER = textwrap.dedent("""
     import sys, time
     from mtl_core.config import RunConfig
-    from mtl_core.jobs import JobManager
+    from mtl_core.runs.jobs import JobManager
     jobs = JobManager(sys.argv[1], warm=False)
     run_id = jobs.submit(RunConfig(suite="synthetic", steps=1_000_000, eval_every=50))
     while jobs.store.last_step(run_id) < 5:

@@ -7,8 +7,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from mtl_core.config import RunConfig
-from mtl_core.jobs import JobManager
-from mtl_core.limits import LimitError, SessionLimits
+from mtl_core.runs.jobs import JobManager
+from mtl_core.runs.limits import LimitError, SessionLimits
 
 SHORT = RunConfig(suite="synthetic", steps=20, eval_every=10)
 LONG = RunConfig(suite="synthetic", steps=100_000, eval_every=50)

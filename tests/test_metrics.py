@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mtl_core.metrics import delta_m, hypervolume, mean_rank, non_dominated, reference_point
+from mtl_core.engine.metrics import delta_m, hypervolume, mean_rank, non_dominated, reference_point
 
 
 def test_delta_m_is_the_mean_signed_relative_gain_in_percent():

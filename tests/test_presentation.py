@@ -18,8 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.served_app import CHROMIUM, ROOT, chromium_page, served_app
 from mtl_core.config import RunConfig
-from mtl_core.store import Store
-from mtl_core.worker import execute_run
+from mtl_core.runs.store import Store
+from mtl_core.runs.worker import execute_run
 from pages._presentation import CHART_FONTS, PLOTLY_FONT_SIZE, PRESENTING, URL_PARAM
 from tests.test_consistency import NAVIGATION, RUN
 

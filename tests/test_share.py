@@ -10,8 +10,8 @@ import pytest
 
 from mtl_core.__main__ import build_parser, config_from_args
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.share import MAX_UPLOAD_BYTES, cli_line, config_from_upload, sweep_line
-from mtl_core.sweep import make_grid
+from mtl_core.runs.share import MAX_UPLOAD_BYTES, cli_line, config_from_upload, sweep_line
+from mtl_core.runs.sweep import make_grid
 
 CONFIG = RunConfig.parse({"suite": "synthetic", "suite_params": {"correlation": -0.25}, "method": "cagrad",
                           "method_params": {"c": 0.3}, "arch": "mmoe", "lr": 0.00123, "steps": 77,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mtl_core import sharing_viz
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.architectures.diagram import structure
+from mtl_core.figures import sharing as sharing_viz
 
 
 def test_every_architectures_diagram_lays_out_left_to_right_with_every_edge_placed():

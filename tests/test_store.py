@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from mtl_core.config import RunConfig
-from mtl_core.records import StepRecord
-from mtl_core.store import STATUSES, TERMINAL, Store, pid_alive
+from mtl_core.engine.records import StepRecord
+from mtl_core.runs.store import STATUSES, TERMINAL, Store, pid_alive
 
 CONFIG = RunConfig(suite="multidigits", steps=3, eval_every=2, probe_every=2)
 

@@ -11,11 +11,11 @@ import sys
 import pytest
 
 from mtl_core.__main__ import main
-from mtl_core.baselines import baseline_config
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.jobs import JobManager
-from mtl_core.store import Store
-from mtl_core.sweep import (
+from mtl_core.runs.baselines import baseline_config
+from mtl_core.runs.jobs import JobManager
+from mtl_core.runs.store import Store
+from mtl_core.runs.sweep import (
     Grid,
     baseline_metrics,
     make_grid,

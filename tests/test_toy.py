@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core import toy, toy_kernel
-from mtl_core.aggregation import Aggregator, make_aggregator
-from mtl_core.aggregation.cagrad import cagrad_objective, cagrad_weights, cagrad_weights_two
+from mtl_core.lab import kernel as toy_kernel
+from mtl_core.lab import problem, toy
+from mtl_core.methods import make_aggregator
+from mtl_core.methods.base import Aggregator
+from mtl_core.methods.cagrad import cagrad_objective, cagrad_weights, cagrad_weights_two
 
 
 def paper_losses(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,7 +28,7 @@ def paper_losses(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def sample_points() -> np.ndarray:
     points = np.random.default_rng(3).uniform(-11, 11, size=(2000, 2))
-    return np.vstack([points, np.array(toy.STARTS), [[0.0, toy.PARETO_X2]]])
+    return np.vstack([points, np.array(problem.STARTS), [[0.0, problem.PARETO_X2]]])
 
 
 def test_losses_and_gradients_match_autograd_of_the_papers_formulas():
@@ -35,10 +37,10 @@ def test_losses_and_gradients_match_autograd_of_the_papers_formulas():
     f1, f2 = paper_losses(x)
     g1 = torch.autograd.grad(f1.sum(), x, retain_graph=True)[0].numpy()
     g2 = torch.autograd.grad(f2.sum(), x)[0].numpy()
-    ours_f1, ours_f2 = toy.losses(points[:, 0], points[:, 1])
+    ours_f1, ours_f2 = problem.losses(points[:, 0], points[:, 1])
     np.testing.assert_allclose(ours_f1, f1.detach().numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(ours_f2, f2.detach().numpy(), rtol=0, atol=1e-12)
-    d_x1, d_x2 = toy.gradients(points[:, 0], points[:, 1])
+    d_x1, d_x2 = problem.gradients(points[:, 0], points[:, 1])
     np.testing.assert_allclose(d_x1, np.stack([g1[:, 0], g2[:, 0]]), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(d_x2, np.stack([g1[:, 1], g2[:, 1]]), rtol=1e-10, atol=1e-10)
 
@@ -46,7 +48,7 @@ def test_losses_and_gradients_match_autograd_of_the_papers_formulas():
 def test_the_pareto_set_and_the_average_minimum_are_where_design_says():
     # On x2 = -8.3552 the mean's gradient vanishes at x1 = 0, and inside [-7, 7] the two task
     # gradients point in opposite directions (Pareto-stationary): cos(g1, g2) = -1.
-    d_x1, d_x2 = toy.gradients(np.array([0.0, -3.0, 5.0]), np.full(3, toy.PARETO_X2))
+    d_x1, d_x2 = problem.gradients(np.array([0.0, -3.0, 5.0]), np.full(3, problem.PARETO_X2))
     assert abs(d_x1[:, 0].sum()) < 1e-9 and abs(d_x2[:, 0].sum()) < 1e-3
     g1, g2 = np.stack([d_x1[0], d_x2[0]]), np.stack([d_x1[1], d_x2[1]])
     cosines = (g1 * g2).sum(0) / np.linalg.norm(g1, axis=0) / np.linalg.norm(g2, axis=0)
@@ -118,7 +120,7 @@ def test_rules_only_for_two_tasks_and_the_toy_calls_methods_without_one(monkeypa
 
 
 def test_adam_steps_are_torch_optim_adams():
-    start = toy.STARTS[1]
+    start = problem.STARTS[1]
     ours = toy.simulate(["ew"], starts=[start], steps=200, lr=0.05, every=1)
     x = torch.tensor([start], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([x], lr=0.05)
@@ -140,7 +142,7 @@ def test_sgd_and_the_frame_layout():
     assert (first.x1, first.x2) == (1.0, -2.0)
     # One SGD step on the sum moves by lr * (g1 + g2).
     one = toy.simulate(["ew"], starts=[(1.0, -2.0)], steps=1, lr=0.1, optimizer="sgd")
-    d_x1, d_x2 = toy.gradients(np.array([1.0]), np.array([-2.0]))
+    d_x1, d_x2 = problem.gradients(np.array([1.0]), np.array([-2.0]))
     assert one.x1.iloc[-1] == pytest.approx(1.0 - 0.1 * d_x1.sum())
     assert one.x2.iloc[-1] == pytest.approx(-2.0 - 0.1 * d_x2.sum())
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from mtl_core.aggregation import Aggregation, Aggregator
 from mtl_core.config import RunConfig
-from mtl_core.trainer import Trainer
+from mtl_core.engine.trainer import Trainer
+from mtl_core.methods.base import Aggregation, Aggregator
 
 
 def tiny(**changes) -> RunConfig:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_core import viz
+from mtl_core.figures import run as viz
 from mtl_core.suites import SUITES
 
 

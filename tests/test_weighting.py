@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.methods import METHODS
+from mtl_core.engine.trainer import Trainer
+from mtl_core.methods import METHODS, make_weighting
+from mtl_core.methods.base import TrainerHooks, Weighting
 from mtl_core.registry import Knob, parse_floats
-from mtl_core.trainer import Trainer
-from mtl_core.weighting import TrainerHooks, make_weighting
 
 WEIGHTINGS = [entry for entry in METHODS if entry.kind == "weighting"]
 SEEDS = [0, 1, 2]
@@ -96,6 +96,42 @@ def test_static_weights_must_match_the_tasks_in_the_config_and_in_the_factory():
     assert weighting.weights(losses, 1).tolist() == [1.0, 0.5]
     assert weighting.weights(losses, 1).dtype == torch.float64
     assert make_weighting("static", 3).weights(losses.repeat(2)[:3], 1).tolist() == [1.0, 1.0, 1.0]
+
+
+# --- what the trainer uses of a weighting ------------------------------------------------------
+
+class TwoParameters(Weighting):
+    def __init__(self, n_tasks: int) -> None:
+        super().__init__(n_tasks)
+        self.second = torch.nn.Parameter(torch.ones(n_tasks))
+        self.plain = torch.zeros(n_tasks)  # neither a parameter nor a buffer: to() leaves it
+        self.first = torch.nn.Parameter(torch.zeros(n_tasks))
+        self.register_buffer("fixed", torch.arange(n_tasks))
+        self.register_buffer("scale", torch.full((n_tasks,), 0.5))
+
+
+def test_a_weighting_finds_and_moves_its_tensors_as_an_nn_module_would():
+    # Weighting is no nn.Module, so that listing the methods never imports torch; what the trainer
+    # uses of one -- parameters() for its optimiser, to(device) -- must behave the same.
+    weighting = TwoParameters(3)
+    module = torch.nn.Module()
+    module.second, module.first = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.zeros(3))
+    assert [p.tolist() for p in weighting.parameters()] == [p.tolist() for p in module.parameters()]
+    weighting.first = torch.nn.Parameter(torch.full((3,), 2.0))  # replaced: it keeps its place
+    assert [p.tolist() for p in weighting.parameters()] == [[1.0] * 3, [2.0] * 3]
+    parameters = list(weighting.parameters())
+    optimizer = torch.optim.SGD(weighting.parameters(), lr=0.5)
+    assert weighting.double() is weighting
+    assert [id(p) for p in weighting.parameters()] == [id(p) for p in parameters]  # moved in place
+    assert all(p.dtype == torch.float64 for p in parameters)
+    assert weighting.scale.dtype == torch.float64 and weighting.fixed.dtype == torch.int64
+    assert weighting.plain.dtype == torch.float32
+    (weighting.first.sum() + weighting.second.sum()).backward()
+    optimizer.step()  # the optimiser made before the move still updates the parameters
+    assert weighting.first.tolist() == [1.5] * 3 and weighting.second.tolist() == [0.5] * 3
+    assert weighting.to("cpu").first is parameters[1] and weighting.first.grad.dtype == torch.float64
+    assert list(make_weighting("static", 2, weights="1, 0.5").parameters()) == []
+    assert [p is w.log_variance for w in [make_weighting("uw", 2)] for p in w.parameters()] == [True]
 
 
 # --- uncertainty weighting ---------------------------------------------------------------------

@@ -1,7 +1,11 @@
 """Sharing architectures: how the tasks share a network (no torch import here).
 
 Each entry's factory is called as ``factory(suite_data, tasks, **arch_params)`` and returns a
-:class:`mtl_core.architectures.base.MTLModel`.
+:class:`mtl_core.architectures.base.MTLModel`. Each architecture lives in its own module with
+its sharing snapshot; ``diagram`` describes their structure for drawing (torch-free) and
+``profile`` measures their cost. Architectures may import ``mtl_core.registry`` and
+``mtl_core.suites`` (the data they are built for, and the backbones the suites define); never the
+engine, methods, runs, figures, studies, lab or streamlit.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mtl_core.architectures.backbones import MaxPool2x2
 from mtl_core.architectures.base import MTLModel, head
 from mtl_core.architectures.parts import flat_size, matrix
+from mtl_core.suites.backbones import MaxPool2x2
 from mtl_core.suites.base import SuiteData
 
 VECTOR_WIDTH = 64  # the width of the residual blocks on vector inputs (the suites' MLP ends at 64)

@@ -19,9 +19,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mtl_core.architectures.backbones import MaxPool2x2
 from mtl_core.architectures.base import MTLModel, head
 from mtl_core.architectures.parts import flat_size, inference, matrix, register_probe
+from mtl_core.suites.backbones import MaxPool2x2
 from mtl_core.suites.base import SuiteData
 
 IMAGE_EXPERT_CHANNELS = (8, 16)

@@ -1,7 +1,9 @@
 """Task suites: which tasks exist, before any data is built (no torch import here).
 
 The data and losses live in the modules the entries name (``digits``, ``synthetic``); building one
-returns a :class:`mtl_core.suites.base.SuiteData`.
+returns a :class:`mtl_core.suites.base.SuiteData`. A suite builds its own default
+backbone (``backbones``: an MLP for vectors, a small CNN for images), which the sharing
+architectures reuse. Suites may import ``mtl_core.registry`` only; everything above builds on them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ SUITES.register(
         summary="Two handwritten 8x8 digits on one canvas, overlapping; read the left and the right one.",
         factory="mtl_core.suites.digits:build_multidigits",
         input_kind="image",
+        # The smallest set-up that still trains: every test that builds every suite uses it.
+        extra={"small": {"train_pairs": 500}},
         tasks=(
             TaskInfo(name="left", label="Left digit", kind="classification", n_outputs=10,
                      metric="accuracy", higher_is_better=True, help="Class (0-9) of the left digit."),
@@ -48,6 +52,8 @@ SUITES.register(
         summary="One handwritten digit, several targets: class, parity, size, ink, centre, slant — losses on different scales.",
         factory="mtl_core.suites.digits:build_digit_attributes",
         input_kind="image",
+        # The smallest set-up that still trains: every test that builds every suite uses it.
+        extra={"small": {}},
         tasks=(
             TaskInfo(name="digit", label="Digit class", kind="classification", n_outputs=10,
                      metric="accuracy", higher_is_better=True, help="Which digit (0-9)."),
@@ -78,6 +84,8 @@ SUITES.register(
         summary="Two regression tasks whose correlation you set: the MMoE paper's controlled benchmark.",
         factory="mtl_core.suites.synthetic:build_synthetic",
         input_kind="vector",
+        # The smallest set-up that still trains: every test that builds every suite uses it.
+        extra={"small": {"train_size": 500}},
         tasks=(
             TaskInfo(name="y1", label="Task 1", kind="regression", n_outputs=1, metric="mse",
                      higher_is_better=False, help="y1 = w1·x + Σ sin(α w1·x + β) + noise."),

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtl_core.architectures.backbones import cnn_encoder
 from mtl_core.suites import SUITES
+from mtl_core.suites.backbones import cnn_encoder
 from mtl_core.suites.base import SuiteData
 
 DATA_SEED = 0
@@ -52,7 +52,7 @@ def load_raw_digits() -> tuple[np.ndarray, np.ndarray]:
         table = np.loadtxt(path, delimiter=",")
         images, labels = table[:, :-1], table[:, -1].astype(np.int64)
     else:  # pragma: no cover - depends on scikit-learn's layout
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # ~1 s to import: only where the CSV is not found
 
         digits = load_digits()
         images, labels = digits.data, digits.target.astype(np.int64)

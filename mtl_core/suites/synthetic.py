@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtl_core.architectures.backbones import mlp_encoder
 from mtl_core.suites import SUITES
+from mtl_core.suites.backbones import mlp_encoder
 from mtl_core.suites.base import SuiteData
 
 DATA_SEED = 0
