@@ -11,7 +11,10 @@ import streamlit as st
 
 from pages import _presentation as presentation
 
-st.set_page_config(page_title="MTL Playground", page_icon=":material/hub:", layout="wide")
+# A local image: a ":material/...:" page icon is fetched from Google's font server, which a
+# classroom without internet cannot reach (the icons in the pages are bundled with Streamlit).
+st.set_page_config(page_title="MTL Playground", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
+                   layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

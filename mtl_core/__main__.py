@@ -1,4 +1,4 @@
-"""The command line: ``python -m mtl_core run | sweep | list | export``.
+"""The command line: ``python -m mtl_core run | sweep | list | export | catalogue``.
 
 ``run`` trains in this process (no worker) and writes to the same store the app reads, so a run
 started here shows up on the app's Runs page, live. Mistakes in the input end with one line on
@@ -11,25 +11,32 @@ Examples::
     python -m mtl_core sweep --suite multidigits --methods ew,pcgrad --seeds 0,1,2 --steps 200
     python -m mtl_core list
     python -m mtl_core export 12 13 --csv --out runs.csv
+    python -m mtl_core catalogue --json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import signal
 import sqlite3
 import sys
+import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import ConfigError, RunConfig
+from mtl_core.methods import METHODS
+from mtl_core.registry import Entry, Knob
 from mtl_core.runs.store import Store
+from mtl_core.suites import SUITES
 
 if TYPE_CHECKING:
     from mtl_core.runs.worker import Outcome
@@ -37,6 +44,7 @@ if TYPE_CHECKING:
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
 _GROUPS = ("suite", "arch", "method")
+WIDTH = 100  # `list` and `catalogue` fit a terminal this wide
 
 
 class UsageError(Exception):
@@ -50,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m mtl_core", description="MTL Playground from the command line.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,list,export}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,list,export,catalogue}")
 
     run = commands.add_parser("run", help="train one run in this process and store its records")
     run.add_argument("--config", metavar="FILE", help="a run's config JSON (e.g. from the Runs page); "
@@ -80,9 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sweep_parser(commands)
 
-    listing = commands.add_parser("list", help="show the stored runs")
+    listing = commands.add_parser("list", help="show the stored runs (fits a 100-column terminal; "
+                                  "--json has every field)")
     listing.add_argument("--json", action="store_true", help="one JSON object per run, as a list")
     listing.add_argument("--store", metavar="PATH")
+
+    catalogue = commands.add_parser("catalogue", help="the suites (with their tasks), architectures and "
+                                    "methods, with their knobs")
+    catalogue.add_argument("--json", action="store_true", help="the whole catalogue as one JSON object")
 
     export = commands.add_parser("export", help="a run's records as CSV, or its config as JSON")
     export.add_argument("runs", nargs="+", type=int, metavar="RUN", help="run ids")
@@ -97,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "sweep": cmd_sweep, "list": cmd_list,
-                "export": cmd_export}[args.command](args)
+        return {"run": cmd_run, "sweep": cmd_sweep, "list": cmd_list, "export": cmd_export,
+                "catalogue": cmd_catalogue}[args.command](args)
     except (UsageError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -323,6 +336,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         print(sweeps.format_table(table, summaries))
         print(sweeps.BASELINE_NOTE)
+        print(sweeps.NOISE_NOTE)
         print(f"{len(ids)} runs in {seconds:.1f} s", file=sys.stderr)
     return 1 if (summaries["status"] != "done").any() else 0
 
@@ -373,12 +387,120 @@ def cmd_list(args: argparse.Namespace) -> int:
     if runs.empty:
         print(f"no runs in {store.path}")
         return 0
-    shown = runs.assign(steps=runs["steps_done"].astype(str) + "/" + runs["steps"].astype(str),
-                        created=runs["created_at"].dt.strftime("%Y-%m-%d %H:%M"))
-    metric_columns = [c for c in runs.columns if " " in c]
-    columns = ["id", "name", "status", "suite", "tasks", "method", "steps", "created", *metric_columns]
-    print(shown[columns].to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
+    rows = [[str(run["id"]), str(run["name"] or ""), str(run["status"]), str(run["suite"]),
+             str(run["method"]), str(run["arch"]), f"{run['steps_done']}/{run['steps']}", _final_summary(run)]
+            for run in runs.to_dict(orient="records")]
+    print("\n".join(fit_table(_LIST_HEADER, rows)))
     return 0
+
+
+_LIST_HEADER = ("id", "name", "status", "suite", "method", "arch", "steps", "final metrics")
+# The most each column may take before the table is squeezed; the last column gets what is left.
+_LIST_CAPS = (6, 22, 11, 16, 14, 12, 13)
+# Squeezed in this order, down to these widths, when a table is still wider than WIDTH.
+_LIST_SQUEEZE = ((1, 12), (3, 8), (4, 8), (5, 6))
+_LAST_MIN = 16
+_ABBREVIATIONS = {"accuracy": "acc"}
+
+
+def fit_table(header: Sequence[str], rows: list[list[str]], width: int = WIDTH) -> list[str]:
+    """``rows`` as aligned text no wider than ``width``: each column as wide as its widest cell up
+    to its cap, a long cell cut with "…", the last column given what is left."""
+    widths = [min(cap, max(len(text) for text in [name, *(row[i] for row in rows)]))
+              for i, (name, cap) in enumerate(zip(header, _LIST_CAPS, strict=False))]
+    gaps = 2 * (len(header) - 1)
+    for column, least in _LIST_SQUEEZE:
+        excess = sum(widths) + gaps + _LAST_MIN - width
+        if excess > 0:
+            widths[column] = max(least, widths[column] - excess)
+    last = max(len(row[-1]) for row in [list(header), *rows])
+    widths.append(min(last, width - sum(widths) - gaps))
+    return ["  ".join(_cut(cell, w).ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+            for cells in [list(header), *rows]]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _final_summary(run: dict[str, Any]) -> str:
+    """Each task's final validation metric, as "left acc 0.912, right acc 0.887" ("-" if none yet)."""
+    parts = []
+    for task in [t.strip() for t in str(run.get("tasks") or "").split(",") if t.strip()]:
+        metric = SUITES[run["suite"]].task(task).metric if run["suite"] in SUITES else None
+        columns = [f"{task} {metric}"] if metric else [c for c in run if c.startswith(f"{task} ") and c != f"{task} loss"]
+        for column in columns:
+            value = run.get(column)
+            if isinstance(value, float) and math.isfinite(value):
+                name = column.split(" ", 1)[1]
+                parts.append(f"{task} {_ABBREVIATIONS.get(name, name)} {value:.3g}")
+                break
+    return ", ".join(parts) or "-"
+
+
+# --- catalogue -------------------------------------------------------------------------------------
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps(catalogue_data(), allow_nan=False))
+    else:
+        print("\n".join(catalogue_lines()))
+    return 0
+
+
+def catalogue_data() -> dict[str, list[dict[str, Any]]]:
+    """Every registered suite (with its tasks), architecture and method, with its knobs: the
+    registries' metadata as plain JSON values."""
+    def entry(item: Entry, **more: Any) -> dict[str, Any]:
+        paper = None if item.paper is None else {**dataclasses.asdict(item.paper), "url": item.paper.url}
+        return {"key": item.key, "name": item.name, "summary": item.summary, **more,
+                "knobs": [dataclasses.asdict(knob) | {"choices": list(knob.choices)} for knob in item.knobs],
+                "paper": paper}
+
+    return {
+        "suites": [entry(suite, input_kind=suite.input_kind, default_tasks=list(suite.default_tasks),
+                         tasks=[dataclasses.asdict(task) for task in suite.tasks]) for suite in SUITES],
+        "architectures": [entry(arch, category=arch.category) for arch in ARCHITECTURES],
+        "methods": [entry(method, kind=method.kind, category=method.category, cost=method.cost,
+                          needs_jacobian=method.needs_jacobian) for method in METHODS],
+    }
+
+
+def catalogue_lines(width: int = WIDTH) -> list[str]:
+    """The catalogue as text no wider than ``width``: one block per entry, its knobs beneath."""
+    lines = [f"TASK SUITES ({len(SUITES)})   run --suite KEY --tasks A,B --param suite.KNOB=VALUE", ""]
+    for suite in SUITES:
+        lines += _entry_head(suite, f"{suite.input_kind} inputs", width)
+        lines.append("    tasks:")
+        for task in suite.tasks:
+            better = "higher is better" if task.higher_is_better else "lower is better"
+            default = ", default" if task.name in suite.default_tasks else ""
+            lines.append(_cut(f"      {task.name:<8} {task.kind:<15} {task.metric} ({better}{default})", width))
+        lines += _knob_lines(suite.knobs, width) + [""]
+    lines += [f"ARCHITECTURES ({len(ARCHITECTURES)})   run --arch KEY --param arch.KNOB=VALUE", ""]
+    for arch in ARCHITECTURES:
+        lines += _entry_head(arch, arch.category, width) + _knob_lines(arch.knobs, width) + [""]
+    lines += [f"METHODS ({len(METHODS)})   run --method KEY --param method.KNOB=VALUE", ""]
+    for method in METHODS:
+        lines += _entry_head(method, f"{method.category}{', needs the Jacobian' * method.needs_jacobian}", width)
+        lines += _knob_lines(method.knobs, width) + [""]
+    return lines[:-1]
+
+
+def _entry_head(entry: Entry, kind: str, width: int) -> list[str]:
+    return [_cut(f"  {entry.key}  {entry.name} · {kind}", width),
+            *textwrap.wrap(entry.summary, width, initial_indent="    ", subsequent_indent="    ")]
+
+
+def _knob_lines(knobs: Sequence[Knob], width: int) -> list[str]:
+    if not knobs:
+        return ["    knobs: none"]
+    lines = ["    knobs:"]
+    for knob in knobs:
+        default = "(empty)" if knob.default == "" else knob.default
+        lines.append(_cut(f"      {knob.name:<16} default {default!s:<8} {knob.allowed()}", width))
+    return lines
+
 
 
 def cmd_export(args: argparse.Namespace) -> int:

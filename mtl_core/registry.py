@@ -51,6 +51,17 @@ class Knob:
             raise ValueError(f"{self.name} must be between {self.low:g} and {self.high:g} (got {number:g})")
         return number
 
+    def allowed(self) -> str:
+        """The values this knob takes, in words: "0 to 7", "a / b / c", "on / off" (the catalogue
+        page and the CLI's ``catalogue`` show it)."""
+        if self.kind == "bool":
+            return "on / off"
+        if self.kind == "choice":
+            return " / ".join(self.choices)
+        bounds = f"{self.low:g} to {self.high:g}" if self.low is not None and self.high is not None else "any number"
+        kind = {"int": "whole number, ", "floats": "one per task, each "}.get(self.kind, "")
+        return f"{kind}{bounds}{', log scale' * self.log}"
+
     def _validate_floats(self, value: Any) -> str:
         """A list of numbers, as text ("1, 0.5") or a sequence, to its canonical text: the same
         list always reads the same, so configs compare equal and URLs round-trip."""

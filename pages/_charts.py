@@ -21,9 +21,42 @@ def draw(where, chart: alt.TopLevelMixin, *, stretch: bool = True) -> None:
     server shares the CPU with the training worker. Streamlit sends the data as Arrow either way."""
     spec = chart.to_dict(validate=False)
     spec.get("config", {}).pop("view", None)  # altair's default 300 px view size: Streamlit sizes
-    shown = presented_spec(spec) if presenting() else spec
+    # Presenting, titles are 20 px: long ones go on two lines (a narrow chart's on shorter ones).
+    # In the normal layout a chart gets 28rem at least (assets/app.css), where every title fits.
+    shown = (wrapped_title(presented_spec(spec), TITLE_LINE if stretch else NARROW_TITLE_LINE)
+             if presenting() else spec)
+    # Vega sets the title above the plot's bounds, which an axis label at the plot's top edge
+    # ("1" on a [-1, 1] axis) extends: 5 px of padding (vega's default) cut the title's top.
+    shown = {"padding": CHART_PADDING, **shown}
     where.vega_lite_chart(shown, width="stretch" if stretch else "content")
     export_buttons(where, spec)
+
+
+CHART_PADDING = {"top": 12, "bottom": 5, "left": 5, "right": 5}
+TITLE_LINE = 36  # characters: a line of a title fits a 28rem chart (see assets/app.css) at 1280x720
+NARROW_TITLE_LINE = 20  # presenting, a chart at its own small width (a heatmap of a few tasks)
+
+
+def title_lines(text: str, width: int = TITLE_LINE) -> list[str]:
+    """A title broken at spaces into lines of at most ``width`` characters (a longer word stays whole)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [text]
+
+
+def wrapped_title(spec: dict, width: int = TITLE_LINE) -> dict:
+    """The spec with a long title on several lines: vega draws a title on one line and cuts what
+    does not fit with "…" (a list of strings is one line each). The export keeps the one line."""
+    title = spec.get("title")
+    text = title.get("text") if isinstance(title, dict) else title
+    if not isinstance(text, str) or len(text) <= width:
+        return spec
+    lines = title_lines(text, width)
+    return {**spec, "title": {**title, "text": lines} if isinstance(title, dict) else {"text": lines}}
 
 
 def export_buttons(where, spec: dict) -> None:

@@ -23,11 +23,13 @@ def run_label(info: RunInfo) -> str:
 
 
 def run_colors(infos: Sequence[RunInfo]) -> dict[str, str]:
-    """Each run in its method's colour when the methods differ, else the Okabe-Ito colours in turn."""
+    """Each run in its method's colour, as on every chart of the Compare page (the seeds of one
+    method share it; the tooltip names the run); runs of one method only: the Okabe-Ito colours
+    in turn, so that they can be told apart."""
     methods = [info.config.method for info in infos]
-    if len(set(methods)) == len(methods):
+    if len(set(methods)) > 1 or len(infos) == 1:
         colors = viz.method_colors()
-        return {run_label(info): colors[info.config.method] for info in infos}
+        return {run_label(info): colors.get(info.config.method, viz.BASELINE_GREY) for info in infos}
     return {run_label(info): viz.OKABE_ITO[i % len(viz.OKABE_ITO)] for i, info in enumerate(infos)}
 
 

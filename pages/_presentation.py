@@ -32,6 +32,9 @@ CHART_FONTS = {
 }
 PLOTLY_FONT_SIZE = 17
 MARK_TEXT_SCALE = 1.35  # text marks with their own size (cell values, diagram labels)
+# Charts are taller while presenting: at the larger fonts a y axis title longer than the plot is
+# high pushed the chart's title out of the top of its box ("Update norm (log scale)").
+HEIGHT_SCALE = 1.4
 
 
 def presenting() -> bool:
@@ -81,8 +84,8 @@ def chart_config(config: dict) -> dict:
 
 
 def presented_spec(spec: dict) -> dict:
-    """A vega-lite spec as drawn while presenting: the larger fonts in its config, and text marks
-    that set their own size (which a config cannot override) scaled up."""
+    """A vega-lite spec as drawn while presenting: the larger fonts in its config, text marks
+    that set their own size (which a config cannot override) scaled up, and taller charts."""
     return {**_scaled_marks(spec), "config": chart_config(spec.get("config", {}))}
 
 
@@ -93,6 +96,8 @@ def _scaled_marks(node):
         return node
     out = {key: _scaled_marks(value) for key, value in node.items() if key not in ("datasets", "data")}
     out.update({key: node[key] for key in ("datasets", "data") if key in node})  # data as it is
+    if isinstance(out.get("height"), int | float):
+        out["height"] = round(out["height"] * HEIGHT_SCALE)
     mark = out.get("mark")
     if isinstance(mark, dict) and isinstance(mark.get("fontSize"), int | float):
         out["mark"] = {**mark, "fontSize": round(mark["fontSize"] * MARK_TEXT_SCALE)}

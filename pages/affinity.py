@@ -28,7 +28,7 @@ from pages._widgets import entry_select
 through_app()
 
 MATRICES = {
-    "tag": ("Lookahead affinity (TAG)", "Z"),
+    "tag": ("Lookahead affinity (TAG)", "loss drop of j after a step on i"),
     "cosine": ("Gradient cosine", "cosine"),
     "transfer": ("Pairwise transfer", "gain %"),
 }
@@ -217,7 +217,9 @@ if not runs:
             "for the digit attributes' six tasks).", icon=":material/info:")
     st.stop()
 
-labels = {info.id: f"#{info.id} {info.name} ({info.status})" for info in runs}
+# No status in the label: it is read once per page run and said "(running)" long after the run
+# ended; the live part below shows a run's progress while it trains.
+labels = {info.id: f"#{info.id} {info.name}" for info in runs}
 if st.session_state.get("affinity.run") not in labels:
     st.session_state["affinity.run"] = next(iter(labels))
 run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="affinity.run",

@@ -58,7 +58,7 @@ def adopt_url() -> list[str]:
         grid = sweep.grid_of_runs(run_store(), runs)
     if grid is None:
         base = st.session_state.get("config") or RunConfig()  # the Train page's set-up, if any
-        grid = sweep.make_grid(base, DEFAULT_METHODS, (base.arch,), (0, 1, 2))
+        grid = sweep.make_grid(base, DEFAULT_METHODS, (base.arch,), sweep.DEFAULT_SEEDS)
     st.session_state.compare_grid = grid
     st.session_state.compare_runs = runs
     for key in [k for k in st.session_state if str(k).startswith(PREFIX)]:
@@ -73,7 +73,7 @@ def with_grid_defaults(query: dict[str, str]) -> dict[str, str]:
     methods = list(dict.fromkeys(["ew", method])) if method in METHODS else ["ew"]
     if len(methods) == 1:
         methods.append(DEFAULT_METHODS[1])
-    return {"grid.methods": ",".join(methods), "grid.seeds": "0,1,2", **query}
+    return {"grid.methods": ",".join(methods), "grid.seeds": ",".join(map(str, sweep.DEFAULT_SEEDS)), **query}
 
 
 def grid_query(grid: sweep.Grid, runs: list[int]) -> dict[str, str]:
@@ -131,7 +131,8 @@ def grid_form(store: Store, grid: sweep.Grid) -> sweep.Grid:
                                help="Sharing architectures; the single-task baselines are trained on their own.")
         seeds = st.text_input("Seeds", key=seed_widget(f"{PREFIX}seeds", ",".join(map(str, grid.seeds))),
                               help="Comma-separated seeds, e.g. 0,1,2: each method runs once per seed, and "
-                                   "the table shows mean ± std over them.")
+                                   "the table shows mean ± std over them and whether each difference to "
+                                   "equal weighting is more than seed noise (at least 3 seeds to tell).")
     source = "the Train page's set-up" if "config" in st.session_state else "the link or the defaults"
     st.caption(f"Other settings (learning rate, batch size, optimiser, knobs) come from {source}; "
                "upload a config JSON below to change them.")
@@ -142,10 +143,15 @@ def grid_form(store: Store, grid: sweep.Grid) -> sweep.Grid:
     try:
         if not tasks:
             raise ConfigError(["tasks: choose at least one task"])
-        return sweep.make_grid(RunConfig.parse(data), methods, archs, seeds)
+        chosen = sweep.make_grid(RunConfig.parse(data), methods, archs, seeds)
     except ConfigError as error:
         st.error("This grid cannot run:\n" + "\n".join(f"- {p}" for p in error.problems), icon=":material/error:")
         return grid
+    if len(chosen.seeds) < len(sweep.DEFAULT_SEEDS):
+        n = len(chosen.seeds)
+        st.caption(f":orange[With {n} seed{'s' * (n != 1)}, seed noise can hide or fake a difference: "
+                   f"{len(sweep.DEFAULT_SEEDS)} or more seeds let the table tell them apart.]")
+    return chosen
 
 
 def launch(store: Store, grid: sweep.Grid, *, baselines: bool) -> list[int] | None:
@@ -210,7 +216,8 @@ def comparison(store: Store, run_ids: list[int]) -> None:
                      column_config={"Run": st.column_config.NumberColumn(format="%d"),
                                     "Progress": st.column_config.ProgressColumn(min_value=0, max_value=1)})
         st.subheader("Validation curves", anchor=False)
-        st.caption("Line: mean over seeds; band: mean ± one standard deviation.")
+        st.caption("Line: mean over seeds; band: mean ± one standard deviation. The y axis is zoomed to the "
+                   "curves, not the metric's whole range.")
         bands = compare_viz.seed_bands(sweep.validation_curves(store, current), current)
         columns = st.columns(min(len(tasks), 2))
         for i, task in enumerate(tasks):
@@ -219,8 +226,10 @@ def comparison(store: Store, run_ids: list[int]) -> None:
                 break
             draw(columns[i % len(columns)], compare_viz.band_chart(
                 bands, task=task, y_title=compare_viz.metric_axis_title(suite, task),
-                x_max=int(current["steps"].max()), y_domain=compare_viz.accuracy_domain(suite, task)))
-        results(store, current, suite, tasks)
+                x_max=int(current["steps"].max()),
+                y_domain=compare_viz.zoomed_domain(bands, task, bounds=compare_viz.metric_bounds(suite, task))))
+        # The error-bar charts wait for the whole grid: the poll redraws only what changes.
+        results(store, current, suite, tasks, charts=not live)
         if live and finished == len(current):
             st.rerun()  # all done: redraw the page once more, without polling, Pareto plot included
 
@@ -245,7 +254,7 @@ def comparison(store: Store, run_ids: list[int]) -> None:
         conflict_section(store, [int(r) for r in summaries[~summaries["baseline"]]["run_id"]])
 
 
-def results(store: Store, summaries: pd.DataFrame, suite, tasks: list[str]) -> None:
+def results(store: Store, summaries: pd.DataFrame, suite, tasks: list[str], *, charts: bool = True) -> None:
     summaries = sweep.with_delta_m(summaries, sweep.baseline_metrics(store, summaries))
     table = sweep.results_table(summaries)
     st.subheader("Results", anchor=False)
@@ -254,8 +263,10 @@ def results(store: Store, summaries: pd.DataFrame, suite, tasks: list[str]) -> N
         return
     st.dataframe(compare_viz.display_table(table, suite, tasks), hide_index=True, key=f"{PREFIX}results")
     st.caption(f"Final validation metrics, mean ± std over seeds (sample std). {sweep.BASELINE_NOTE} "
-               "Mean rank: the rows' rank on each task (1 is best), averaged over tasks. ms / step: "
-               "training time per step from the runs' clocks (set-up excluded).")
+               f"Rank: by Δm % (by the tasks' verdicts where Δm % is missing); {sweep.NOISE_NOTE} "
+               "Mean rank: the rows' rank on each task (1 is best), averaged over tasks. ms / step: training time per step from the runs' clocks (set-up excluded).")
+    if charts:
+        final_values(table, suite, tasks)
     done = summaries[(summaries["status"] == "done") & ~summaries["baseline"]]
     if done["delta_m"].isna().any():
         configs = [store.get_run(int(r)).config for r in done["run_id"]]
@@ -270,6 +281,16 @@ def results(store: Store, summaries: pd.DataFrame, suite, tasks: list[str]) -> N
                     st.rerun()
         else:
             st.info("The STL baselines are training; Δm % fills in when they finish.", icon=":material/hourglass_top:")
+
+
+def final_values(table: pd.DataFrame, suite, tasks: list[str]) -> None:
+    charts = compare_viz.final_value_charts(table, suite, tasks)
+    columns = st.columns(min(len(charts), 2) or 1)
+    for i, chart in enumerate(charts):
+        draw(columns[i % len(columns)], chart)
+    st.caption("Points: final values, bars: mean ± one std over seeds, dashed line: the reference "
+               "method's mean. Last chart: each method's Δm % minus the reference's, with its 95 % "
+               "interval; an interval across the dashed 0 line is within seed noise.")
 
 
 def pareto(summaries: pd.DataFrame, suite, tasks: list[str]) -> None:
@@ -327,10 +348,13 @@ with launch_tab:
                                     "found in the store when they exist, trained once otherwise.")
     configs = grid.configs()
     extra = len(missing_baselines(store, configs)) if with_baselines else 0
+    training = sweep.live_runs(store, run_ids)
     if st.button(f"Launch {len(configs)} runs" + (f" + {extra} STL baselines" if extra else ""),
-                 type="primary", key=f"{PREFIX}launch",
-                 help="Queue every run with the job manager; they train one after another and the "
-                      "comparison below fills in live."):
+                 type="primary", key=f"{PREFIX}launch", disabled=bool(training),
+                 help=(f"The grid below is training ({len(training)} run(s) queued or running): wait for "
+                       "it, or stop it, before launching another." if training else
+                       "Queue every run with the job manager; they train one after another and the "
+                       "comparison below fills in live.")):
         launched = launch(store, grid, baselines=with_baselines)
         if launched is not None:
             show(launched, grid)

@@ -213,7 +213,9 @@ def updates_table(updates: pd.DataFrame) -> None:
 
 
 def explorer_3d_section() -> None:
-    st.markdown("**Three tasks in 3-D.** Edit the three task gradients (rows); drag the figure to turn it.")
+    st.markdown("**Three tasks in 3-D.** Edit the three task gradients (rows); drag the figure to turn it. "
+                "Stacked like this, one gradient per row, they form the *Jacobian*: the matrix every "
+                "gradient method reads to choose its update.")
     default = pd.DataFrame([[1.0, 0.0, 0.0], [-0.6, 0.8, 0.1], [-0.4, -0.5, 0.75]],
                            index=["g1", "g2", "g3"], columns=["p1", "p2", "p3"])
     cols = st.columns([2, 3])

@@ -34,7 +34,8 @@ TOUR = (  # (key, title, what it shows)
      "Train it and compare the cosines and accuracies with step 2."),
     ("compare", "Compare",
      "The Compare page, set up to train equal weighting, PCGrad and CAGrad on this set-up with two "
-     "seeds each: press **Launch** and watch the table of results and the Pareto plot fill in."),
+     "seeds each: press **Launch** and watch the table of results (Δm %: the average gain, in per cent, "
+     "over training each task alone) and the Pareto plot (each run a point, one task per axis) fill in."),
     ("sharing", "See sharing",
      "The Sharing page draws a Multi-gate Mixture-of-Experts: experts shared by both tasks, a "
      "gate per task. Train it to see what each gate learns."),

@@ -1,8 +1,9 @@
-"""Methods: the catalogue of every method and architecture, read from the registries.
+"""Methods: the catalogue of every method, architecture and task suite, read from the registries.
 
 A card says what a method does, its update rule, knobs, cost, paper, what it is known for and what
 it struggles with, and a Try it button that opens Train on a set-up where it matters. A link with
-``?method=<key>`` (or ``?arch=<key>``) opens that card and offers a jump to it.
+``?method=<key>`` (or ``?arch=<key>``) opens that card and offers a jump to it. A suite's card
+lists its tasks and knobs and lets a student see its data (example inputs with their labels).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import streamlit as st
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
-from mtl_core.registry import JACOBIAN_COST, ArchInfo, Entry, Knob, MethodInfo
+from mtl_core.registry import JACOBIAN_COST, ArchInfo, Entry, MethodInfo, SuiteInfo
+from mtl_core.suites import SUITES
 from pages import _url as url
+from pages._data import data_panel
 from pages._entry import through_app
 
 through_app()
@@ -33,22 +36,12 @@ def cost_class(method: MethodInfo) -> str:
     return PARTIAL if "T backward" in default else ONE_PASS  # GradNorm's, MGDA-UB's partial passes
 
 
-def knob_range(knob: Knob) -> str:
-    if knob.kind == "bool":
-        return "on / off"
-    if knob.kind == "choice":
-        return " / ".join(knob.choices)
-    bounds = f"{knob.low:g} to {knob.high:g}" if knob.low is not None and knob.high is not None else "any"
-    scale = ", log scale" if knob.log else ""
-    return f"one per task, each {bounds}" if knob.kind == "floats" else f"{bounds}{scale}"
-
-
 def knob_table(entry: Entry) -> None:
     if not entry.knobs:
         st.caption("No knobs: nothing to tune.")
         return
     rows = [{"knob": knob.label, "default": str(knob.default) if knob.default != "" else "(all ones)",
-             "range": knob_range(knob), "help": knob.help} for knob in entry.knobs]
+             "range": knob.allowed(), "help": knob.help} for knob in entry.knobs]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"help": st.column_config.TextColumn(width="large")})
 
@@ -101,6 +94,25 @@ def arch_card(arch: ArchInfo, *, selected: bool) -> None:
         try_it(arch, "arch")
 
 
+def suite_card(suite: SuiteInfo) -> None:
+    # A markdown heading, not st.subheader: the subheaders are the method and architecture cards.
+    with st.container(border=True):
+        st.markdown(f"### {suite.name}")
+        st.caption(f"`{suite.key}` · {suite.input_kind} inputs · {len(suite.tasks)} tasks")
+        st.markdown(suite.summary)
+        st.dataframe(pd.DataFrame([{"task": task.name, "what it is": task.help, "kind": task.kind,
+                                    "metric": task.metric + (" (higher is better)" if task.higher_is_better
+                                                             else " (lower is better)"),
+                                    "default": "yes" if task.name in suite.default_tasks else ""}
+                                   for task in suite.tasks]),
+                     hide_index=True, width="stretch",
+                     column_config={"what it is": st.column_config.TextColumn(width="large")})
+        with st.expander("Knobs and paper"):
+            knob_table(suite)
+            paper_line(suite)
+        data_panel(suite.key, key=f"methods.data.{suite.key}")
+
+
 def filtered_methods() -> list[MethodInfo]:
     category_col, cost_col, jacobian_col = st.columns(3)
     categories = category_col.multiselect(
@@ -116,7 +128,8 @@ def filtered_methods() -> list[MethodInfo]:
              "one backward pass per task through the shared layers.")
     jacobian = jacobian_col.segmented_control(
         "Needs the Jacobian", ["either", "yes", "no"], default="either", key="methods.filter.jacobian",
-        help="Gradient methods need every task's gradient on the shared parameters (or "
+        help="The Jacobian is the matrix of every task's gradient on the shared parameters, one row "
+             "per task (T backward passes). Gradient methods need it (or its cheaper form on the shared "
              "representation); loss weightings need only the losses.")
     return [m for m in METHODS
             if (not categories or m.category in categories)
@@ -128,8 +141,8 @@ def filtered_methods() -> list[MethodInfo]:
 
 st.header("Methods", anchor=False)
 st.markdown("Every way the playground balances tasks and shares the network, with what it is "
-            "known for, what it struggles with, and a set-up to try it on. The same list fills "
-            "the Train page's menus.")
+            "known for, what it struggles with, and a set-up to try it on; and the task suites it "
+            "trains on, with their data. The same lists fill the Train page's menus.")
 
 query = url.read()
 selected_method = query.get("method")
@@ -142,6 +155,9 @@ elif selected_arch in ARCHITECTURES:
             "is expanded below.", icon=":material/arrow_downward:")
 
 st.header(f"Balancing methods ({len(METHODS)})", anchor="balancing-methods")
+st.caption("Words on the cards: **T** is the number of tasks. The **Jacobian** is every task's "
+           "gradient on the shared layers, stacked one row per task; computing it costs one backward "
+           "pass per task, which is why the gradient methods are slower per step than loss weightings.")
 shown = filtered_methods()
 st.caption(f"{len(shown)} of {len(METHODS)} methods.")
 for method in shown:
@@ -152,3 +168,9 @@ st.caption("How the tasks share the network. Try it trains each on MultiDigits (
            "digit) with equal weighting; the Sharing page draws them.")
 for arch in ARCHITECTURES:
     arch_card(arch, selected=arch.key == selected_arch)
+
+st.header(f"Task suites ({len(SUITES)})", anchor="task-suites")
+st.caption("What the networks learn: each suite's tasks, and (See the data) its first validation "
+           "examples with every task's target, and how often each class occurs.")
+for suite in SUITES:
+    suite_card(suite)

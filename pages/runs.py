@@ -44,6 +44,13 @@ def runs_table(runs: pd.DataFrame) -> None:
     metric_columns = [c for c in runs.columns if " " in c and not c.endswith(" loss")]
     done = pd.to_numeric(runs["steps_done"], errors="coerce").fillna(0).astype(int)
     shown = runs.assign(progress=[f"{d:,} / {int(n):,}" for d, n in zip(done, runs["steps"], strict=True)])
+    # Empty cells read "None" in the grid: a dash says "nothing here" (a metric another suite's run
+    # has not, a run with no message). The metrics become text at their fixed three decimals.
+    for column in metric_columns:
+        shown[column] = [f"{v:.3f}" if pd.notna(v) else "—" for v in pd.to_numeric(shown[column], errors="coerce")]
+    for column in ("device", "message", "tasks"):
+        if column in shown.columns:
+            shown[column] = shown[column].fillna("—").replace("", "—")
     order = ["id", "name", "status", "suite", "tasks", "arch", "method", "progress", *metric_columns,
              "created_at", "device", "message"]
     event = st.dataframe(
@@ -52,7 +59,7 @@ def runs_table(runs: pd.DataFrame) -> None:
         column_config={"id": st.column_config.NumberColumn("Run", format="%d"),
                        "progress": st.column_config.TextColumn("Steps"),
                        "created_at": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
-                       **{c: st.column_config.NumberColumn(c, format="%.3f") for c in metric_columns}})
+                       **{c: st.column_config.TextColumn(c) for c in metric_columns}})
     rows = event.selection.rows if event is not None else []
     picked = int(shown.iloc[rows[0]]["id"]) if rows else None
     if picked is not None and picked != st.session_state.get("runs.picked"):
@@ -76,8 +83,11 @@ def run_actions(store: Store, info: RunInfo) -> None:
         open_on_train(info)
     if rerun_col.button("Re-run", width="stretch", key="runs.rerun",
                         help="Train the same configuration again (same seed: the same curves)."):
-        new_id = submit_run(info.config, name=f"{info.name} (re-run)", icon=":material/error:")
+        new_id = submit_run(info.config, icon=":material/error:")
         if new_id is not None:
+            # "<name>, re-run #<new id>": one id, at the end, where a default name has it (a
+            # "(re-run)" suffix gave "... #2 (re-run) (run 15)" on Train).
+            store.rename(new_id, f"{info.name.removesuffix(f' #{info.id}')}, re-run #{new_id}")
             open_on_train(info, new_id)
     csv_col.download_button("Export CSV", lambda: store.export_csv([run_id]), width="stretch",
                             file_name=f"run-{run_id}.csv", mime="text/csv", on_click="ignore",

@@ -85,7 +85,8 @@ def learned_view(store: Store) -> None:
                 "CGC, PLE, MTAN or AdaShare on the Train page, and its snapshots appear here.",
                 icon=":material/info:")
         return
-    labels = {int(row.id): f"#{row.id} {row.name} ({row.status})" for row in runs.itertuples()}
+    # No status in the label: it was read once, and still said "(running)" long after the run ended.
+    labels = {int(row.id): f"#{row.id} {row.name}" for row in runs.itertuples()}
     run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="sharing.run",
                           help="Runs whose architecture learns how to share (newest first).")
     snapshots = RunView.read_snapshots(store, run_id).snapshots

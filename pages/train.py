@@ -8,6 +8,7 @@ stop polling when it ends.
 
 from __future__ import annotations
 
+import math
 import time
 
 import streamlit as st
@@ -16,12 +17,16 @@ from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import ConfigError, RunConfig
 from mtl_core.figures import run as viz
 from mtl_core.methods import METHODS
+from mtl_core.runs.baselines import BASELINE_KEY_TEXT
+from mtl_core.runs.jobs import QueuePlace
+from mtl_core.runs.notes import Note, RunSummary, run_notes, run_summary
 from mtl_core.runs.store import TERMINAL, RunInfo, Store
 from mtl_core.runs.view import RunView
 from mtl_core.suites import SUITES
 from pages import _url as url
 from pages._charts import draw, sharing_panel
 from pages._conflicts import conflict_section
+from pages._data import data_panel
 from pages._entry import through_app
 from pages._polling import DIAGNOSTICS_POLL_S, POLL_S, QUEUED_POLL_S
 from pages._resources import job_manager, run_store
@@ -207,6 +212,110 @@ def _no_cosine_reason(info: RunInfo) -> str:
     return f"The gradient cosines arrive with the first probe (every {config.probe_every:,} steps)."
 
 
+# --- what a run means: the queue, the notes, the end-of-run summary ----------------------------------
+
+NOTE_ICONS = {"vanishing": ":material/trending_down:", "dominance": ":material/balance:",
+              "conflict": ":material/call_split:", "divergence": ":material/warning:"}
+NOTES_HELP = ("Events found in the run's records: a task's gradient vanishing, one task dominating "
+              "the shared gradient, two tasks conflicting on most probes, the run diverging. Each "
+              "comes with the step it happened; the charts below show it.")
+
+
+def queue_panel(info: RunInfo) -> None:
+    """A run waiting for a worker: its place in the queue and the wait, measured from the runs
+    ahead of it (:meth:`JobManager.queue_place`)."""
+    place = job_manager().queue_place(info.id)
+    if place is None:  # queued by another process (the CLI): this server does not schedule it
+        st.info("Queued: it starts when a worker is free.", icon=":material/schedule:")
+        return
+    st.info(queue_text(place), icon=":material/schedule:")
+
+
+def queue_text(place: QueuePlace) -> str:
+    training = len(place.ahead) - (place.position - 1)
+    ahead = [f"#{run_id}" + (" (training)" if index < training else "")
+             for index, run_id in enumerate(place.ahead)]
+    shown = ", ".join(ahead[:4]) + (f" and {len(ahead) - 4} more" if len(ahead) > 4 else "")
+    runs = "run is" if len(ahead) == 1 else "runs are"
+    wait = (f"It should start in **{duration_text(place.wait_s)}**: the runs ahead's remaining steps at "
+            "their measured speed." if place.wait_s is not None else
+            "Its wait is not known yet: no run ahead has trained a step to measure its speed.")
+    return (f"**Waiting in the queue, position {place.position}.** {len(ahead)} {runs} ahead of it: "
+            f"{shown}. {wait}")
+
+
+def duration_text(seconds: float) -> str:
+    """A wait as a person says it: about 40 s, about 3 min, about 1 h 10 min."""
+    if seconds < 60:
+        return f"about {max(round(seconds), 1)} s" if seconds >= 1 else "a moment"
+    minutes = round(seconds / 60)
+    return f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60} min"
+
+
+def notes_panel(notes: list[Note], *, ended: bool) -> None:
+    """The run's automatic notes, in step order; while it trains, those seen so far."""
+    if not notes and not ended:
+        return
+    st.markdown("##### What to notice" + ("" if ended else " so far"), help=NOTES_HELP)
+    if not notes:
+        st.caption("Nothing unusual: no vanished gradient, no task dominating the shared layers, no pair "
+                   "conflicting on most probes.")
+    for note in notes:
+        st.warning(f"**Step {note.step:,} · {note.title}.** {note.text}", icon=NOTE_ICONS.get(note.kind))
+
+
+def summary_panel(info: RunInfo, summary: RunSummary) -> None:
+    """The final metric of each task, against the single-task baseline when one is stored."""
+    config = info.config
+    suite = SUITES[config.suite]
+    table = summary.table
+    has_baseline = summary.baseline_id is not None
+    shown = {
+        "Task": [suite.task(task).label for task in table["task"]],
+        "Metric": [f"{metric} {'↑' if up else '↓'}" for metric, up in zip(table["metric"], table["higher_is_better"], strict=True)],
+        "Final": [_number(value) for value in table["final"]],
+    }
+    if has_baseline:
+        shown["Single-task"] = [_number(value) for value in table["baseline"]]
+        shown["Change (+ better)"] = [_number(value, "{:+.1f} %") for value in table["change"]]
+    st.markdown("##### How the run ended", help="Each task's own metric at the last validation; ↑: "
+                "higher is better, ↓: lower is better.")
+    st.dataframe(shown, hide_index=True)
+    if summary.is_baseline:
+        st.caption("This run is a single-task baseline: runs with the same "
+                   f"{BASELINE_KEY_TEXT} are measured against it (delta-m).")
+    elif summary.delta_m is not None:
+        st.metric("Δm against single-task", f"{summary.delta_m:+.2f} %",
+                  help=f"Delta-m: the mean relative gain over the single-task baseline (run "
+                       f"{summary.baseline_id}), in per cent. Positive: the shared model does better "
+                       "than training each task alone; negative: sharing costs.")
+    elif has_baseline:
+        st.caption(f"Delta-m needs every task's single-task value (run {summary.baseline_id} lacks one).")
+    else:
+        st.caption("No single-task baseline of this set-up is stored, so no delta-m. Compare trains "
+                   f"one (same {BASELINE_KEY_TEXT}, architecture *stl*).")
+
+
+def _number(value: float, form: str = "{:.3g}") -> str:
+    return form.format(value) if math.isfinite(value) else "—"
+
+
+def weights_caption(info: RunInfo, view: RunView) -> None:
+    """What the "Task weights" chart means for a gradient method, or what it changes instead."""
+    method = METHODS[info.config.method]
+    if method.kind != "aggregation" or not view.started:
+        return
+    if len(view.weights) and view.weights["value"].isna().all():
+        st.caption(f"**What {method.name} changes instead of weights.** {method.summary}")
+        return
+    st.caption(f"**Task weights of a gradient method.** {method.name} does not weight the losses: it "
+               "builds the update from the tasks' gradients. The *Task weights* chart shows the implied "
+               "weights w, with update = w·J = Σ w_t g_t (J: one row per task, its gradient on the shared "
+               "layers). A weight above 1 means the update carries more of that task's gradient than plain "
+               "summing would, typically a task whose gradient is small or in conflict; compare the "
+               "weights within a step.")
+
+
 def introduction(config: RunConfig) -> None:
     method = METHODS[config.method]
     st.markdown("#### What you will see")
@@ -255,7 +364,14 @@ def dashboard(run_id: int) -> None:
             view = wait_for_first_step(store, run_id)
             current = store.get_run(run_id) or current
         status_panel(current, view)
-        progress_charts(current, view)
+        if current.status == "queued" and job_manager().worker_pid(run_id) is None:
+            queue_panel(current)  # not "building the data": it waits behind other runs
+        else:
+            if current.status in TERMINAL:
+                summary_panel(current, run_summary(store, current, view))
+                notes_panel(run_notes(view, current.config.tasks, status=current.status,
+                                      message=current.message), ended=True)
+            progress_charts(current, view)
         if polling and current.status in TERMINAL:
             st.rerun()  # the run ended: redraw the page without polling, buttons re-enabled
         if polling and waiting and current.status != "queued":
@@ -268,7 +384,11 @@ def dashboard(run_id: int) -> None:
         # A run still in the queue has nothing to diagnose: skip the store reads (in a classroom
         # most open pages show a queued run, and this poll was a third of their server time).
         if current is not None and current.steps_done > 0:
-            diagnostic_charts(current, run_view(store, run_id))
+            view = run_view(store, run_id)
+            if current.status not in TERMINAL:
+                notes_panel(run_notes(view, current.config.tasks), ended=False)
+            diagnostic_charts(current, view)
+            weights_caption(current, view)
             with st.expander("Gradient conflict in detail: how often, which task dominates, which layers"):
                 conflict_section(store, [run_id], include_basics=False)
 
@@ -333,6 +453,8 @@ with actions:
 sync_url(st.session_state.config, run_id)  # before the charts: the URL answers at once
 
 with view:
+    shown_config = st.session_state.config  # the last valid set-up
+    data_panel(shown_config.suite, shown_config.suite_params, shown_config.tasks, key="train.data", columns=3)
     if run_id is None:
         introduction(config)
     else:

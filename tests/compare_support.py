@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from mtl_core.config import RunConfig
 from mtl_core.engine.records import StepRecord
+from mtl_core.runs.baselines import baseline_config
 from mtl_core.runs.store import Store
 from mtl_core.suites import SUITES
 
@@ -33,3 +34,22 @@ def stored_run(store: Store, config: RunConfig | Mapping, final: Mapping[str, fl
     store.append(run_id, records)
     store.set_status(run_id, status, device="cpu, 1 thread")
     return run_id
+
+
+def three_seed_grid(store: Store, *, pcgrad_gain: float = 0.03, mgda_gain: float = 0.0) -> list[int]:
+    """STL baselines and ew, pcgrad, mgda on three seeds: the seeds differ by 0.05, pcgrad gains
+    ``pcgrad_gain`` +/- 0.003 on both tasks, mgda ``mgda_gain`` +/- 0.02 (noise, in opposite
+    directions on the two tasks)."""
+    ids = []
+    for seed in (0, 1, 2):
+        config = baseline_config(RunConfig.parse({**SETUP, "seed": seed}))
+        ids.append(stored_run(store, config, {"left": 0.80 + 0.05 * seed, "right": 0.70 + 0.05 * seed}))
+    noise = {0: 0.02, 1: -0.02, 2: 0.0}
+    jitter = {0: 0.003, 1: -0.003, 2: 0.0}  # a gain equal on every seed would estimate no noise
+    for method, gain in (("ew", 0.0), ("pcgrad", pcgrad_gain), ("mgda", mgda_gain)):
+        for seed in (0, 1, 2):
+            extra = {"mgda": noise[seed], "pcgrad": jitter[seed]}.get(method, 0.0)
+            ids.append(stored_run(store, RunConfig.parse({**SETUP, "method": method, "seed": seed}),
+                                  {"left": 0.82 + 0.05 * seed + gain + extra,
+                                   "right": 0.71 + 0.05 * seed + gain - extra}))
+    return ids

@@ -65,3 +65,10 @@ def test_the_network_has_one_edge_per_pair_weighted_by_both_directions():
     assert marks == ["rule", "circle", "text"]
     nodes = spec["layer"][1]["encoding"]["color"]["scale"]
     assert nodes["domain"] == TASKS and nodes["range"] == [COLORS[t] for t in TASKS]
+
+
+def test_one_matrix_shows_its_cells_in_one_fixed_format():
+    # "-6e-4" beside "-0.099" read as two kinds of number; one matrix now has one format
+    assert affinity_viz.cell_labels([-0.0006, -0.099, 0.42]) == ["-0.00", "-0.10", "+0.42"]
+    assert affinity_viz.cell_labels([45.2, -3.0]) == ["+45.2", "-3.0"]
+    assert all(len(label) <= 5 for label in affinity_viz.cell_labels(list(np.linspace(-9.99, 9.99, 40))))

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.engine.metrics import hypervolume, non_dominated, reference_point
 from mtl_core.figures import compare as compare_viz
@@ -26,10 +27,11 @@ from mtl_core.runs.sweep import (
     run_summaries,
     with_delta_m,
 )
-from tests.compare_support import SETUP, stored_run
+from tests.compare_support import SETUP, stored_run, three_seed_grid
 
 APP = "../app.py"
 BASE = RunConfig.parse(SETUP)
+HPS, STL = ARCHITECTURES["hps"].name, ARCHITECTURES["stl"].name  # the table shows names, not keys
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +87,12 @@ def test_the_results_table_shows_the_grids_numbers(finished_grid):
     assert list(shown["Method"]) == [compare_viz.BASELINE_LABEL if a == "stl" else compare_viz.method_label(m)
                                      for m, a in zip(table["method"], table["arch"], strict=True)]
     ew = table[(table["method"] == "ew") & (table["arch"] == "hps")].iloc[0]
-    row = shown[(shown["Method"] == "Equal weighting") & (shown["Architecture"] == "hps")].iloc[0]
+    row = shown[(shown["Method"] == "Equal weighting") & (shown["Architecture"] == HPS)].iloc[0]
     left = summaries[(summaries["method"] == "ew") & (summaries["arch"] == "hps")]["left"]
     assert row["left: Accuracy ↑"] == f"{left.mean():.4f} ± {left.std(ddof=1):.4f}"
     assert row["Δm % (+ is better)"] == f"{ew['delta_m mean']:.2f} ± {ew['delta_m std']:.2f}"
     assert row["STL baseline runs"] == f"{ids[0]},{ids[1]}"
-    baseline = shown[shown["Architecture"] == "stl"].iloc[0]
+    baseline = shown[shown["Architecture"] == STL].iloc[0]
     assert baseline["Δm % (+ is better)"] == "0.00 ± 0.00"
     status = dataframe(at, "compare.status")
     assert sorted(status["Run"]) == sorted(ids) and set(status["Status"]) == {"done"}
@@ -236,3 +238,54 @@ def test_a_set_up_from_the_train_page_is_compared_with_equal_weighting_over_thre
     assert at.query_params["method.c"] == "0.7"  # the method keeps its knob
     launch = next(b for b in at.button if b.key == "compare.launch")
     assert launch.label == "Launch 6 runs + 3 STL baselines"
+
+
+def test_the_results_table_says_which_differences_are_more_than_seed_noise(mtl_store):
+    ids = three_seed_grid(Store(mtl_store))
+    at = compare_page({"runs": ",".join(map(str, ids))})
+    shown = dataframe(at, "compare.results").set_index("Method")
+    column = "Δm vs Equal weighting (95% interval)"
+    assert shown.loc["PCGrad", column].startswith("better: +")
+    assert shown.loc["MGDA", column].startswith("within noise: ")
+    assert shown.loc["Equal weighting", column] == "reference"
+    assert shown.loc["PCGrad", "left vs Equal weighting"].startswith("better: +0.0300")
+    assert shown.loc["PCGrad", "Rank"] == "1" and shown.loc["MGDA", "Rank"] == "=2"
+    assert set(shown["Architecture"]) == {HPS, STL}  # names, not keys
+    assert set(dataframe(at, "compare.status")["Architecture"]) == {HPS, STL}
+    assert any("seed noise explains the difference" in c.value for c in at.caption)
+    # Final values as points with error bars, and the differences with their intervals.
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    titles = [title_text(spec) for spec in specs]
+    assert "left: final accuracy, mean ± std over seeds" in titles
+    assert "Δm % minus Equal weighting's: 95% interval" in titles
+    # The band charts are zoomed to the curves, not drawn on 0-1.
+    band = specs[titles.index("left: validation accuracy")]
+    domain = band["layer"][1]["encoding"]["y"]["scale"]["domain"]
+    assert domain != [0.0, 1.0] and domain[1] - domain[0] < 1.0
+
+
+def test_the_default_grid_runs_three_seeds(mtl_store):
+    at = compare_page()
+    assert next(w for w in at.text_input if w.key == "compare.seeds").value == "0,1,2"
+    next(w for w in at.text_input if w.key == "compare.seeds").set_value("0").run()
+    assert any("With 1 seed, seed noise can hide or fake a difference" in c.value for c in at.caption)
+
+
+def test_launch_is_disabled_while_the_pages_grid_trains(mtl_store):
+    store = Store(mtl_store)
+    live = [stored_run(store, {**SETUP, "method": m}, {"left": 0.5, "right": 0.4}, status="running")
+            for m in ("ew", "pcgrad")]
+    at = compare_page({"runs": ",".join(map(str, live))})
+    launch = next(b for b in at.button if b.key == "compare.launch")
+    assert launch.disabled and "is training" in launch.help
+    for run_id in live:
+        store.set_status(run_id, "done")
+    at = compare_page({"runs": ",".join(map(str, live))})
+    assert not next(b for b in at.button if b.key == "compare.launch").disabled
+
+
+def title_text(spec: dict) -> str:
+    """A chart's title as one line (a long one may be wrapped into a list of lines to fit)."""
+    title = spec.get("title", "")
+    text = title.get("text", "") if isinstance(title, dict) else title
+    return " ".join(text) if isinstance(text, list) else str(text)

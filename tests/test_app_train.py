@@ -4,6 +4,7 @@ message, and Train runs a job whose curves the dashboard draws."""
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
@@ -12,6 +13,9 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from mtl_core.config import RunConfig
+from mtl_core.engine.records import StepRecord
+from mtl_core.methods import METHODS
+from mtl_core.runs.baselines import baseline_config
 from mtl_core.runs.store import TERMINAL, Store
 from mtl_core.suites import SUITES
 
@@ -273,3 +277,173 @@ def test_an_architecture_that_learns_sharing_shows_it_live(training_store):
     assert set(cells["row"]) == {"y1", "y2"} and len(set(cells["column"])) == 8
     assert cells.groupby("row")["value"].sum().round(6).eq(1.0).all()  # each task's gate sums to 1
     assert any("At step 20, the latest snapshot" in c.value for c in at.caption)
+
+
+# --- what a run means: automatic notes, the end-of-run summary, the weights, the queue -------------
+
+NOTES_CONFIG = RunConfig(suite="multidigits", tasks=("left", "right"), steps=200, eval_every=100,
+                         probe_every=10, snapshot_every=0, device="cpu")
+
+
+def synthetic_record(step: int, *, left_norm: float = 1.0, right_norm: float = 1.2, cosine: float = 0.3,
+                     weight: float = 1.0) -> StepRecord:
+    """One step of a made-up run of NOTES_CONFIG: a probe every 10 steps, validation every 100."""
+    probe = step % 10 == 0
+    return StepRecord(
+        step=step, time_s=0.01 * step, loss={"left": 1.0, "right": 1.1}, weight={"left": weight, "right": weight},
+        grad_norm={"left": left_norm, "right": right_norm} if probe else None,
+        cosine=[[1.0, cosine], [cosine, 1.0]] if probe else None,
+        update_norm=1.0 if probe else None, cos_update={"left": 0.7, "right": 0.7} if probe else None,
+        val={"left": {"loss": 1.0, "accuracy": 0.6}, "right": {"loss": 1.1, "accuracy": 0.5}}
+        if step % 100 == 0 else None)
+
+
+def stored_run(path, records: list[StepRecord], *, status: str = "done", message: str | None = None,
+               config: RunConfig = NOTES_CONFIG) -> int:
+    store = Store(path)
+    run_id = store.create_run(config, status="running")
+    store.append(run_id, records)
+    store.set_status(run_id, status, message=message)
+    return run_id
+
+
+def open_run(run_id: int) -> AppTest:
+    at = new_app()
+    at.query_params["run"] = str(run_id)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def notes(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning if w.value.startswith("**Step ")]
+
+
+# Each event made up on a run of NOTES_CONFIG (200 steps, a probe every 10): (records, status,
+# message) and the note it must show, with its step.
+EVENTS = {
+    "vanishing": ([synthetic_record(s, left_norm=1.0 if s < 110 else 1e-8) for s in range(1, 201)], "done", None,
+                  "**Step 110 · left's gradient vanished.**"),
+    "dominance": ([synthetic_record(s, right_norm=1.2 if s < 50 else 25.0) for s in range(1, 201)], "done", None,
+                  "**Step 50 · right's loss dominates.**"),
+    "conflict": ([synthetic_record(s, cosine=0.5 if s < 30 else -0.4) for s in range(1, 201)], "done", None,
+                 "**Step 50 · left and right conflict often.**"),
+    "divergence": ([synthetic_record(s) for s in range(1, 31)], "diverged",
+                   "the loss of left became non-finite at step 31; the 30 steps before it are kept",
+                   "**Step 31 · The run diverged.**"),
+}
+
+
+@pytest.mark.parametrize("event", list(EVENTS))
+def test_a_run_where_an_event_happens_notes_it_at_its_step(training_store, event):
+    records, status, message, expected = EVENTS[event]
+    at = open_run(stored_run(training_store, records, status=status, message=message))
+    shown = notes(at)
+    assert any(note.startswith(expected) for note in shown), shown
+    assert any(m.value.startswith("##### What to notice") for m in at.markdown)
+    if event == "vanishing":  # the note explains the heatmap's +0.00 on the diagonal
+        assert "+0.00" in next(note for note in shown if note.startswith(expected))
+
+
+def test_a_calm_run_shows_no_note(training_store):
+    at = open_run(stored_run(training_store, [synthetic_record(s) for s in range(1, 201)]))
+    assert notes(at) == []
+    assert any("Nothing unusual" in c.value for c in at.caption)
+
+
+def test_a_live_run_shows_the_notes_seen_so_far(training_store):
+    records = [synthetic_record(s, cosine=0.5 if s < 30 else -0.4) for s in range(1, 81)]
+    at = open_run(stored_run(training_store, records, status="running"))
+    assert any(m.value.startswith("##### What to notice so far") for m in at.markdown)
+    assert [note[:45] for note in notes(at)] == ["**Step 50 · left and right conflict often.** "]
+    assert not any(m.value.startswith("##### How the run ended") for m in at.markdown)  # not yet
+    Store(training_store).set_status(int(at.query_params["run"]), "stopped")  # nobody trains it
+
+
+def test_the_end_of_run_summary_compares_with_the_stored_single_task_baseline(training_store):
+    config = NOTES_CONFIG.model_copy(update={"seed": 5})
+    run_id = stored_run(training_store, [synthetic_record(s) for s in range(1, 201)], config=config)
+    at = open_run(run_id)
+    assert any(m.value.startswith("##### How the run ended") for m in at.markdown)
+    table = at.dataframe[0].value
+    assert table["Final"].tolist() == ["0.6", "0.5"] and "Single-task" not in table.columns
+    assert any("No single-task baseline" in c.value for c in at.caption)
+
+    baseline = baseline_config(config)
+    baseline_records = [StepRecord(step=200, time_s=1.0, loss={"left": 1.0, "right": 1.0},
+                                   weight={"left": 1.0, "right": 1.0},
+                                   val={"left": {"loss": 1.0, "accuracy": 0.5}, "right": {"loss": 1.0, "accuracy": 0.5}})]
+    stored_run(training_store, baseline_records, config=baseline)
+    at = open_run(run_id)
+    table = at.dataframe[0].value
+    assert table["Single-task"].tolist() == ["0.5", "0.5"]
+    assert table["Change (+ better)"].tolist() == ["+20.0 %", "+0.0 %"]
+    delta = {m.label: m.value for m in at.metric}["Δm against single-task"]
+    assert delta == "+10.00 %"  # delta_m: the mean of +20 % and 0 %, positive is better
+
+
+@pytest.mark.parametrize(("method", "weight", "caption"), [
+    ("pcgrad", 3.0, "Task weights of a gradient method"),
+    ("graddrop", math.nan, "What GradDrop changes instead of weights"),
+    ("uw", 1.0, None),  # a loss weighting: its weights are what they say
+])
+def test_the_weights_of_a_gradient_method_say_what_they_mean(training_store, method, weight, caption):
+    config = NOTES_CONFIG.model_copy(update={"method": method})
+    at = open_run(stored_run(training_store, [synthetic_record(s, weight=weight) for s in range(1, 201)],
+                             config=config))
+    captions = [c.value for c in at.caption]
+    if caption is None:
+        assert not any("Task weights of a gradient method" in c or "changes instead" in c for c in captions)
+    else:
+        text = next(c for c in captions if caption in c)
+        assert "w·J" in text or METHODS[method].summary in text
+
+
+def test_a_queued_run_shows_its_place_and_wait_not_the_building_message(training_store):
+    store = Store(training_store)
+    at = new_app()
+    at.query_params.update(RunConfig.parse({"suite": "synthetic", "suite_params": {"train_size": 1000},
+                                            "steps": 200000, "batch_size": 64, "device": "cpu"}).to_query())
+    at.run()
+    {b.label: b for b in at.button}["Train"].click().run()
+    first = int(at.query_params["run"])
+    deadline = time.monotonic() + 60
+    while store.last_step(first) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    {b.label: b for b in at.button}["Train"].click().run()
+    second = int(at.query_params["run"])
+    assert second != first and store.get_run(second).status == "queued"
+    texts = [i.value for i in at.info]
+    place = next(text for text in texts if text.startswith("**Waiting in the queue, position 1.**"))
+    assert f"1 run is ahead of it: #{first} (training)" in place and "It should start in **about" in place
+    assert not any("building the data" in text for text in texts)
+    for run_id in (second, first):  # stop both: the queued one at once, then the one training
+        at.query_params["run"] = str(run_id)
+        at.run()
+        {b.label: b for b in at.button}["Stop"].click().run()
+        assert wait_until_finished(store, run_id, timeout=15) == "stopped"
+
+
+def test_the_digit_gradient_that_vanishes_under_equal_weighting_is_noted(training_store):
+    """The issue's case, trained for real: on digit_attributes under ew, ink's gradient is hundreds
+    of times digit's from the start, and digit's falls to ~0 (about step 150 on a CPU)."""
+    store = Store(training_store)
+    at = new_app()
+    at.query_params.update(RunConfig.parse({
+        "suite": "digit_attributes", "tasks": ("digit", "ink"), "method": "ew", "steps": 300,
+        "eval_every": 100, "probe_every": 10, "snapshot_every": 0, "device": "cpu"}).to_query())
+    at.run()
+    {b.label: b for b in at.button}["Train"].click().run()
+    run_id = int(at.query_params["run"])
+    assert wait_until_finished(store, run_id, timeout=180) == "done"
+    at.run()
+    assert not at.exception
+    # where digit's norm first stays under 1e-3 of its largest over the first three probes
+    digit = store.scalars(run_id, split="train", metric="grad_norm").query("task == 'digit'")["value"].tolist()
+    steps = sorted(set(store.scalars(run_id, split="train", metric="grad_norm")["step"]))
+    small = [value < 1e-3 * max(digit[:3]) for value in digit]
+    vanished = next(steps[i] for i in range(3, len(small) - 1) if small[i] and small[i + 1])
+    assert 100 <= vanished <= 300
+    shown = notes(at)
+    assert any(note.startswith(f"**Step {vanished:,} · digit's gradient vanished.**") for note in shown), shown
+    assert any(note.startswith("**Step 1 · ink's loss dominates.**") for note in shown), shown

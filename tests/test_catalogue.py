@@ -115,3 +115,15 @@ def contrast(first: str, second: str) -> float:
         return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
     high, low = sorted([luminance(first), luminance(second)], reverse=True)
     return (high + 0.05) / (low + 0.05)
+
+
+def test_the_readme_links_only_to_files_in_the_repository():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    targets = re.findall(r"\]\(([^)\s]+)\)", (root / "README.md").read_text())
+    assert targets, "the README's screenshot link is gone?"
+    for target in targets:
+        assert "://" not in target and not target.startswith("/"), f"the README links outside: {target}"
+        assert (root / target.split("#")[0]).exists(), f"the README links to a missing file: {target}"

@@ -200,3 +200,86 @@ def test_every_kind_of_method_runs_from_the_command_line_with_its_knobs(store_pa
 def test_a_bad_method_knob_is_one_line(store_path, capsys):
     code, out, err = cli(capsys, "run", *TINY, "--method", "cagrad", "--param", "method.c=7")
     assert code == 2 and out == "" and err.count("\n") == 1 and "c must be between" in err, err
+
+
+# --- list fits a terminal; catalogue ----------------------------------------------------------------
+
+def test_list_fits_a_100_column_terminal_and_json_keeps_every_field(store_path, capsys):
+    first = run_json(capsys, *TINY, "--name", "a run with a long name that a terminal cannot show whole")
+    run_json(capsys, *TINY, "--method", "pcgrad")
+    store = Store(store_path)
+    store.create_run(RunConfig.parse({"suite": "digit_attributes", "tasks": ["digit", "parity", "large", "ink",
+                                                                             "centre", "slant"],
+                                      "arch": "cross_stitch", "method": "aligned_mtl_ub", "steps": 200000}),
+                     status="queued", name="ew · hps · multidigits #2 (re-run) (run 15)")
+    code, out, _ = cli(capsys, "list")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 4
+    assert max(map(len, lines)) <= 100
+    assert lines[0].split()[:7] == ["id", "name", "status", "suite", "method", "arch", "steps"]
+    assert "a run with" in out and "…" in out  # a long name is cut, not wrapped
+    assert "y1 mse" in out and "20/20" in out and "0/200000" in out and "aligned_mtl_ub" in out
+
+    code, out, _ = cli(capsys, "list", "--json")
+    rows = json.loads(out)
+    assert rows[-1]["name"] == "a run with a long name that a terminal cannot show whole"
+    assert rows[-1]["id"] == first["run_id"] and rows[-1]["y1 mse"] == first["metrics"]["y1"]["mse"]
+    assert {"tasks", "created_at", "finished_at", "device", "message", "y2 loss"} <= set(rows[-1])
+
+
+def test_a_table_too_wide_is_squeezed_and_its_last_column_cut():
+    from mtl_core.__main__ import fit_table
+
+    header = ("id", "name", "status", "suite", "method", "arch", "steps", "final validation metrics")
+    row = ["12345", "n" * 60, "interrupted", "digit_attributes", "aligned_mtl_ub", "cross_stitch",
+           "200000/200000", ", ".join(f"task{i} acc 0.{i}23" for i in range(6))]
+    lines = fit_table(header, [row, row])
+    assert max(map(len, lines)) <= 100
+    assert all(line.endswith("…") for line in lines[1:])
+    assert "interrupted" in lines[1] and "200000/200000" in lines[1]
+
+
+def test_catalogue_lists_every_suite_task_architecture_method_and_knob_in_100_columns(capsys):
+    from mtl_core.architectures import ARCHITECTURES
+    from mtl_core.methods import METHODS
+    from mtl_core.suites import SUITES
+
+    code, out, err = cli(capsys, "catalogue")
+    lines = out.splitlines()
+    assert code == 0 and err == ""
+    assert max(map(len, lines)) <= 100
+    heads = {line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")}
+    assert heads == set(SUITES.keys()) | set(ARCHITECTURES.keys()) | set(METHODS.keys())
+    for suite in SUITES:
+        for task in suite.tasks:
+            assert any(line.split()[:3] == [task.name, task.kind, task.metric] for line in lines)
+    for entry in [*SUITES, *ARCHITECTURES, *METHODS]:
+        for knob in entry.knobs:
+            assert any(line.split()[:1] == [knob.name] and "default" in line for line in lines), knob.name
+    assert "whole number, 0 to 7" in out and "-1 to 1" in out
+
+
+def test_catalogue_json_holds_every_registry_entry_with_its_knobs(capsys):
+    from mtl_core.architectures import ARCHITECTURES
+    from mtl_core.methods import METHODS
+    from mtl_core.suites import SUITES
+
+    code, out, _ = cli(capsys, "catalogue", "--json")
+    data = json.loads(out)
+    assert code == 0 and set(data) == {"suites", "architectures", "methods"}
+    for name, registry in (("suites", SUITES), ("architectures", ARCHITECTURES), ("methods", METHODS)):
+        assert [item["key"] for item in data[name]] == registry.keys()
+        for item in data[name]:
+            entry = registry[item["key"]]
+            assert item["name"] == entry.name and item["summary"] == entry.summary
+            assert [k["name"] for k in item["knobs"]] == [k.name for k in entry.knobs]
+            for knob, stored in zip(entry.knobs, item["knobs"], strict=True):
+                assert stored["default"] == knob.default and stored["kind"] == knob.kind
+                assert (stored["low"], stored["high"], tuple(stored["choices"])) == (knob.low, knob.high,
+                                                                                    knob.choices)
+    for item in data["suites"]:
+        suite = SUITES[item["key"]]
+        assert [(t["name"], t["kind"], t["metric"]) for t in item["tasks"]] == [
+            (t.name, t.kind, t.metric) for t in suite.tasks]
+    assert all(isinstance(m["needs_jacobian"], bool) and m["category"] for m in data["methods"])
+    assert all(a["category"] for a in data["architectures"])

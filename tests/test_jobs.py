@@ -17,7 +17,7 @@ import torch
 
 from mtl_core.config import RunConfig
 from mtl_core.engine.devices import default_threads
-from mtl_core.runs.jobs import JobManager
+from mtl_core.runs.jobs import JobManager, estimate_wait, seconds_per_step
 from mtl_core.runs.store import TERMINAL, Store, pid_alive
 from mtl_core.runs.worker import execute_run
 
@@ -181,7 +181,7 @@ def test_shutdown_interrupts_running_and_queued_runs_and_reaps_the_workers(tmp_p
 OWNER = textwrap.dedent("""
     import sys, time
     from mtl_core.config import RunConfig
-    from mtl_core.runs.jobs import JobManager
+    from mtl_core.runs.jobs import JobManager, estimate_wait, seconds_per_step
     jobs = JobManager(sys.argv[1], warm=False)
     run_id = jobs.submit(RunConfig(suite="synthetic", steps=1_000_000, eval_every=50))
     while jobs.store.last_step(run_id) < 5:
@@ -213,3 +213,42 @@ def test_when_the_server_is_killed_its_worker_stops_and_the_run_is_interrupted(t
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
+
+
+def test_the_wait_hands_the_runs_ahead_to_the_slot_that_frees_first():
+    assert estimate_wait([], [], slots=1) == 0.0  # nothing ahead, a slot is free
+    assert estimate_wait([30.0], [], slots=2) == 0.0  # the second slot is free
+    assert estimate_wait([30.0], [100.0], slots=1) == 130.0
+    # the slots free at 10 and 30: the first run ahead takes 10 (to 110), the second 30 (to 35)
+    assert estimate_wait([30.0, 10.0], [100.0, 5.0], slots=2) == 35.0
+    assert estimate_wait([30.0], [None], slots=1) is None  # a run ahead of unknown speed
+
+
+def test_a_queued_run_knows_its_place_and_its_wait_behind_two_runs(manager):
+    """Two runs ahead: one training (its remaining steps at its measured speed) and one queued
+    of the same set-up (its steps at that speed); the wait is their sum, on one slot."""
+    store = manager.store
+    running = manager.submit(LONG)
+    queued_first = manager.submit(LONG.model_copy(update={"seed": 1, "steps": 4000}))
+    last = manager.submit(TINY)
+    wait_until(lambda: store.last_step(running) >= 20, timeout=90)  # a cold worker on a busy CPU
+
+    assert manager.queue_place(running) is None  # training, not waiting
+    first_place = manager.queue_place(queued_first)
+    assert (first_place.position, first_place.ahead) == (1, (running,))
+    place = manager.queue_place(last)
+    assert (place.position, place.ahead) == (2, (running, queued_first))
+
+    info = store.get_run(running)
+    rate = seconds_per_step(store, running, info.steps_done)
+    assert rate is not None and 0 < rate < 1
+    # One measure answers every queued run (the two places above come from the same one).
+    expected = (LONG.steps - info.steps_done) * rate + 4000 * rate
+    assert place.wait_s == pytest.approx(expected, rel=0.05)
+    assert first_place.wait_s == pytest.approx((LONG.steps - info.steps_done) * rate, rel=0.05)
+    assert place.wait_s > first_place.wait_s
+
+    manager.stop(running)  # the next run moves up
+    wait_until(lambda: manager.queue_place(last) is not None and manager.queue_place(last).position == 1,
+               timeout=15)
+    assert manager.queue_place(last).ahead == (queued_first,)

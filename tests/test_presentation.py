@@ -20,7 +20,15 @@ from benchmarks.served_app import CHROMIUM, ROOT, chromium_page, served_app
 from mtl_core.config import RunConfig
 from mtl_core.runs.store import Store
 from mtl_core.runs.worker import execute_run
-from pages._presentation import CHART_FONTS, PLOTLY_FONT_SIZE, PRESENTING, URL_PARAM
+from pages._charts import TITLE_LINE, title_lines, wrapped_title
+from pages._presentation import (
+    CHART_FONTS,
+    HEIGHT_SCALE,
+    PLOTLY_FONT_SIZE,
+    PRESENTING,
+    URL_PARAM,
+    presented_spec,
+)
 from tests.test_consistency import NAVIGATION, RUN
 
 APP_TEXT = (ROOT / "app.py").read_text()
@@ -260,3 +268,12 @@ def test_every_page_is_readable_in_the_dark_theme(tmp_path):
     print("\nchart texts checked per page:", seen)
     assert seen["train_run"] >= 30 and seen["sharing"] >= 1, seen
     assert not faint, faint
+
+
+def test_long_titles_wrap_and_charts_grow_while_presenting():
+    title = "How the update treats each task (below 0: it hurts)"
+    lines = wrapped_title({"title": title})["title"]["text"]
+    assert " ".join(lines) == title and all(len(line) <= TITLE_LINE for line in lines) and len(lines) == 2
+    assert wrapped_title({"title": "Task weights"}) == {"title": "Task weights"}
+    assert title_lines("a " * 3, width=1) == ["a", "a", "a"]
+    assert presented_spec({"height": 250, "mark": "line"})["height"] == round(250 * HEIGHT_SCALE)

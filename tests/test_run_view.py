@@ -173,3 +173,13 @@ def test_conflict_frames_of_several_runs(store, run_id):
 
     empty = conflict_frames(store, [])
     assert set(empty) == set(CONFLICT_KEYS) and all(frame.empty for frame in empty.values())
+
+
+def test_final_metrics_are_the_last_validation_values_as_the_store_gives_them(store, run_id):
+    view = RunView.read(store, run_id)
+    final = view.final_metrics()
+    assert final["left"] == {"loss": 1.25, "accuracy": 0.75}
+    assert math.isnan(final["right"]["loss"]) and final["right"]["accuracy"] == 0.5  # NaN kept
+    stored = store.final_metrics(run_id)
+    assert final.keys() == stored.keys() and final["left"] == stored["left"]
+    assert RunView.read(store, store.create_run(CONFIG)).final_metrics() == {}

@@ -51,3 +51,17 @@ def test_snapshot_at_takes_each_matrix_as_of_the_step_and_skips_cosines():
     at = sharing_viz.snapshot_at(matrices, 15)
     assert list(at) == ["gate", "load"] and at["gate"].iat[0, 0] == 10
     assert sharing_viz.snapshot_at(matrices, 0) == {}
+
+
+def test_every_block_of_a_diagram_has_its_own_label():
+    # PLE with two levels drew two nodes named "Shared expert 1"
+    for key, knobs in (("ple", {"levels": 2}), ("cgc", {}), ("mmoe", {}), ("cross_stitch", {})):
+        labels = [node["label"] for node in structure(key, ["a", "b"], **knobs)["nodes"]]
+        assert len(labels) == len(set(labels)), (key, labels)
+
+
+def test_a_cell_without_a_value_is_left_blank():
+    frame = pd.DataFrame([[0.5, None], [0.2, 0.8]], index=["a", "b"], columns=["shared 1", "a 1"])
+    spec = sharing_viz.snapshot_heatmap(frame, "CGC gate").to_dict()
+    (text,) = [layer for layer in spec["layer"] if layer["mark"]["type"] == "text"]
+    assert {"filter": "isValid(datum.value)"} in text["transform"]

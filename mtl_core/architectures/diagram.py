@@ -138,25 +138,28 @@ def _ple(graph: _Graph, tasks: Sequence[str], layers: int, params: Mapping, poli
     for level in range(1, levels + 1):
         top = level == levels
         prefix = f"level {level} " if levels > 1 else ""
+        # Every level has its own experts and gates: with two levels, "Shared expert 1" named two nodes.
+        suffix = f", level {level}" if levels > 1 else ""
         shared = []
         for i in range(params["shared_experts"]):
-            shared.append(graph.node(f"{prefix}shared expert {i + 1}", f"Shared expert {i + 1}", "expert", depth + 1))
+            shared.append(graph.node(f"{prefix}shared expert {i + 1}", f"Shared expert {i + 1}{suffix}", "expert",
+                                     depth + 1))
             graph.edge(shared_in, shared[-1])
         own = {}
         for task in tasks:
             own[task] = []
             for i in range(params["task_experts"]):
-                own[task].append(graph.node(f"{prefix}{task} expert {i + 1}", f"{task}: expert {i + 1}", "expert",
+                own[task].append(graph.node(f"{prefix}{task} expert {i + 1}", f"{task}: expert {i + 1}{suffix}", "expert",
                                             depth + 1, task))
                 graph.edge(task_in[task], own[task][-1], task=task if task_in[task] != "input" else None)
         gates = {}
         for task in tasks:
-            gates[task] = graph.node(f"{prefix}gate {task}", f"Gate {task}", "gate", depth + 2, task)
+            gates[task] = graph.node(f"{prefix}gate {task}", f"Gate {task}{suffix}", "gate", depth + 2, task)
             graph.edge(task_in[task], gates[task], "select", task)
             for expert in shared + own[task]:
                 graph.edge(expert, gates[task], "mix", task)
         if not top:
-            shared_gate = graph.node(f"{prefix}shared gate", "Shared gate", "gate", depth + 2)
+            shared_gate = graph.node(f"{prefix}shared gate", f"Shared gate{suffix}", "gate", depth + 2)
             graph.edge(shared_in, shared_gate, "select")
             for expert in shared + [e for t in tasks for e in own[t]]:
                 graph.edge(expert, shared_gate, "mix")

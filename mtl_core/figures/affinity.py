@@ -10,7 +10,7 @@ helps, red: hurts; ColorBrewer's RdBu, readable with the common colour-vision de
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 
 import altair as alt
@@ -56,6 +56,17 @@ def compact_number(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def cell_labels(values: Sequence[float]) -> list[str]:
+    """One matrix's cell values in one fixed format, "+0.42" beside "-0.00" (not "-6e-4" beside
+    "-0.099"): decimals by the largest |value|, at most five characters with the sign. The heatmaps
+    scale small matrices by a power of ten first (:func:`display_exponent`), so two decimals carry
+    the values that matter."""
+    finite = [abs(v) for v in values if math.isfinite(v)]
+    reach = max(finite, default=0.0)
+    decimals = 2 if reach < 9.995 else 1 if reach < 99.95 else 0
+    return [f"{v:+.{decimals}f}" for v in values]
+
+
 def _off_diagonal(matrix: pd.DataFrame) -> np.ndarray:
     values = matrix.to_numpy(dtype=float).copy()
     np.fill_diagonal(values, np.nan)
@@ -74,7 +85,7 @@ def affinity_heatmap(matrix: pd.DataFrame, colors: Mapping[str, str], *, title: 
     rows = [(source, target, values[i, j] / 10.0**exponent)
             for i, source in enumerate(tasks) for j, target in enumerate(tasks) if np.isfinite(values[i, j])]
     data = pd.DataFrame(rows, columns=["source", "target", "value"])
-    data["label"] = [compact_number(v) for v in data["value"]]
+    data["label"] = cell_labels(list(data["value"]))
     if fixed_domain is not None:
         domain = list(fixed_domain)
     else:
@@ -92,7 +103,7 @@ def affinity_heatmap(matrix: pd.DataFrame, colors: Mapping[str, str], *, title: 
     cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
         color=alt.Color("value:Q", title=legend_title,
                         scale=_diverging(domain, symlog=fixed_domain is None),
-                        legend=alt.Legend(format="~g", titleFontSize=12, labelFontSize=12, orient="bottom",
+                        legend=alt.Legend(format="+.2~f", titleFontSize=12, labelFontSize=12, orient="bottom",
                                           direction="horizontal", gradientLength=size, titleLimit=size)),
         tooltip=[alt.Tooltip("source:N", title="from"), alt.Tooltip("target:N", title="to"),
                  alt.Tooltip("value:Q", title=legend_title, format="+.3f")],
@@ -152,7 +163,7 @@ def network_chart(matrix: pd.DataFrame, colors: Mapping[str, str], *, title: str
         x=alt.X("x:Q", scale=axis, axis=plain), y=alt.Y("y:Q", scale=axis, axis=plain), x2="x2:Q", y2="y2:Q",
         color=alt.Color("shown:Q", title=legend_title,
                         scale=_diverging([-reach, reach], symlog=True),
-                        legend=alt.Legend(format="~g", titleFontSize=12, labelFontSize=12, orient="bottom",
+                        legend=alt.Legend(format="+.2~f", titleFontSize=12, labelFontSize=12, orient="bottom",
                                           direction="horizontal", gradientLength=size - 80, titleLimit=size)),
         strokeWidth=alt.StrokeWidth("size:Q", legend=None, scale=alt.Scale(
             type="symlog", constant=reach / 100, domain=[0, reach], range=[0.5, 14])),

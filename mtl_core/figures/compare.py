@@ -1,6 +1,8 @@
-"""Figures of the Compare page: curves with mean +/- std bands over seeds, the Pareto plot of two
-tasks with the non-dominated runs marked and the hypervolume, parallel coordinates for more tasks,
-and the results table as a person reads it. Pure functions (no streamlit); the page places them.
+"""Figures of the Compare page: curves with mean +/- std bands over seeds, final values as points
+with error bars and the differences to the reference method with their 95 % intervals, the Pareto
+plot of two tasks with the non-dominated runs marked and the hypervolume, parallel coordinates for
+more tasks, and the results table as a person reads it (noise verdicts and tied ranks included).
+Pure functions (no streamlit); the page places them.
 
 Methods keep their colour and dash from ``viz.method_colors``/``viz.method_dashes`` on every chart;
 architectures, when a grid has several, get a column each (a third channel on one line would be
@@ -17,7 +19,16 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mtl_core.engine.metrics import hypervolume, non_dominated, pm, reference_point
+from mtl_core.architectures import ARCHITECTURES
+from mtl_core.engine.metrics import (
+    CONFIDENCE,
+    REFERENCE_NOTE,
+    hypervolume,
+    non_dominated,
+    pm,
+    reference_point,
+    verdict_text,
+)
 from mtl_core.figures import run as viz
 from mtl_core.methods import METHODS
 from mtl_core.registry import SuiteInfo
@@ -33,6 +44,11 @@ def method_label(method: str) -> str:
     if method == BASELINE_SERIES:
         return BASELINE_LABEL
     return METHODS[method].name if method in METHODS else method
+
+
+def arch_label(arch: str) -> str:
+    """An architecture key's display name ("hps" -> "Hard parameter sharing")."""
+    return ARCHITECTURES[arch].name if arch in ARCHITECTURES else arch
 
 
 # --- curves ----------------------------------------------------------------------------------------
@@ -236,25 +252,142 @@ def parallel_figure(summaries: pd.DataFrame, suite: SuiteInfo, tasks: Sequence[s
 # --- the results table --------------------------------------------------------------------------
 
 def display_table(table: pd.DataFrame, suite: SuiteInfo, tasks: Sequence[str]) -> pd.DataFrame:
-    """The results table as shown: method name, architecture, seeds, "mean ± std" per task, delta-m
-    (the sign in its title), mean rank, time per step and the STL baseline runs used."""
+    """The results table as shown: rank (ties "=2"), method and architecture by name, seeds,
+    "mean ± std" per task with its verdict against the reference method, delta-m (the sign in its
+    title) with its verdict and 95 % interval, mean rank, time per step and the STL baseline runs
+    used. The verdict columns appear when the table has them (:func:`mtl_core.runs.sweep.results_table`)."""
     if table.empty:
         return pd.DataFrame()
     names = [BASELINE_LABEL if arch == "stl" and method == "ew" else method_label(method)
              for method, arch in zip(table["method"], table["arch"], strict=True)]
-    shown = {"Method": names, "Architecture": table["arch"],
-             "Seeds": table["seeds"]}
+    tested = "verdict" in table
+    shown = {"Rank": table["rank"]} if tested else {}
+    shown |= {"Method": names, "Architecture": table["arch"].map(arch_label), "Seeds": table["seeds"]}
+    against = reference_label(table) if tested else ""
     for task in tasks:
         info = suite.task(task)
         title = f"{task}: {viz.metric_title(info.metric, info.unit)} {'↑' if info.higher_is_better else '↓'}"
         shown[title] = [pm(m, s) for m, s in zip(table[f"{task} mean"], table[f"{task} std"], strict=True)]
+        if tested:
+            shown[f"{task} vs {against}"] = [
+                verdict_text(verdict, diff, low, high, note=REFERENCE_NOTE if note == REFERENCE_NOTE else "no test")
+                for verdict, diff, low, high, note in zip(
+                    table[f"{task} verdict"], table[f"{task} diff"], table[f"{task} low"],
+                    table[f"{task} high"], table["note"], strict=True)]
     shown["Δm % (+ is better)"] = [pm(m, s, digits=2) for m, s in
                                     zip(table["delta_m mean"], table["delta_m std"], strict=True)]
+    if tested:
+        shown[f"Δm vs {against} ({CONFIDENCE:.0%} interval)"] = [
+            verdict_text(v, d, lo, hi, note=n, digits=2) for v, d, lo, hi, n in
+            zip(table["verdict"], table["delta_m diff"], table["delta_m low"], table["delta_m high"],
+                table["note"], strict=True)]
     shown["Mean rank ↓"] = table["mean_rank"].round(2)
     shown["ms / step"] = table["ms_per_step"].round(1)
     shown["STL baseline runs"] = table["baseline_runs"].replace("", "none yet")
     shown["Runs"] = table["runs"]
     return pd.DataFrame(shown)
+
+
+def reference_label(table: pd.DataFrame) -> str:
+    """Whom the verdicts compare with: "Equal weighting", or "Equal weighting · Hard parameter
+    sharing" when the table's rows are tested against one architecture's reference row."""
+    methods = set(table["reference"])
+    name = method_label(next(iter(methods))) if len(methods) == 1 else "reference"
+    archs = set(table["reference_arch"])
+    mtl_archs = set(table["arch"]) - {BASELINE_ARCH}
+    return f"{name} · {arch_label(next(iter(archs)))}" if len(archs) == 1 and len(mtl_archs) > 1 else name
+
+
+# --- final values with error bars ---------------------------------------------------------------------
+
+def interval_frame(table: pd.DataFrame, *, measure: str, differences: bool = False) -> pd.DataFrame:
+    """The rows of a results table as (label, series, value, low, high, verdict) for one measure (a
+    task or "delta_m"): the mean and mean ± std over seeds, or with ``differences`` the difference
+    to the reference method and its 95 % interval (rows without an interval are left out)."""
+    archs = [a for a in dict.fromkeys(table["arch"]) if a != BASELINE_ARCH]
+    labels = [run_label(m, a) + (f" · {arch_label(a)}" if len(archs) > 1 and a != BASELINE_ARCH else "")
+              for m, a in zip(table["method"], table["arch"], strict=True)]
+    series = np.where(table["arch"] == BASELINE_ARCH, BASELINE_SERIES, table["method"])
+    verdict_column = "verdict" if measure == "delta_m" else f"{measure} verdict"
+    verdicts = table[verdict_column] if verdict_column in table else pd.Series([""] * len(table))
+    if differences:
+        value, low, high = (table[f"{measure} {key}"] for key in ("diff", "low", "high"))
+    else:
+        std = table[f"{measure} std"].fillna(0.0)
+        value = table[f"{measure} mean"]
+        low, high = value - std, value + std
+    frame = pd.DataFrame({"label": labels, "series": series, "value": value.to_numpy(dtype=float),
+                          "low": low.to_numpy(dtype=float), "high": high.to_numpy(dtype=float),
+                          "verdict": verdicts.to_numpy(), "seeds": table["seeds"].to_numpy()})
+    if differences and "note" in table:
+        frame = frame[(table["note"] != REFERENCE_NOTE).to_numpy()]
+    return frame[np.isfinite(frame[["value", "low", "high"]]).all(axis=1)].reset_index(drop=True)
+
+
+def interval_chart(frame: pd.DataFrame, *, title: str, x_title: str, rule_at: float | None = None,
+                   rule_label: str = "") -> alt.LayerChart:
+    """One row per method: a point at ``value`` and a bar from ``low`` to ``high``, in the
+    method's colour (the STL baselines black); the x axis zoomed to the data (not from 0), a dashed
+    vertical rule at ``rule_at`` (0 for differences: an interval across it is within noise; the
+    reference's mean for values)."""
+    series = list(dict.fromkeys(frame["series"]))
+    colour, _ = _series_scales(series)
+    span = [float(frame["low"].min()), float(frame["high"].max())]
+    if rule_at is not None:
+        span = [min(span[0], rule_at), max(span[1], rule_at)]
+    pad = (span[1] - span[0]) * 0.08 or abs(span[1]) * 0.05 or 1.0
+    x_scale = alt.Scale(domain=[span[0] - pad, span[1] + pad], nice=False, zero=False)
+    y = alt.Y("label:N", title=None, sort=list(frame["label"]),
+              axis=alt.Axis(labelLimit=260, labelFontSize=FONT_SIZE - 2))
+    tooltip = [alt.Tooltip("label:N", title="Method"), alt.Tooltip("value:Q", title="Value", format=".4f"),
+               alt.Tooltip("low:Q", title="Low", format=".4f"), alt.Tooltip("high:Q", title="High", format=".4f"),
+               alt.Tooltip("seeds:N", title="Seeds"), alt.Tooltip("verdict:N", title="Verdict")]
+    base = alt.Chart(frame)
+    bars = base.mark_rule(strokeWidth=3).encode(
+        x=alt.X("low:Q", title=x_title, scale=x_scale, axis=alt.Axis(tickCount=6)), x2="high:Q", y=y,
+        color=alt.Color("series:N", scale=colour, legend=None), tooltip=tooltip)
+    points = base.mark_point(filled=True, size=140, opacity=1).encode(
+        x=alt.X("value:Q", scale=x_scale), y=y, color=alt.Color("series:N", scale=colour, legend=None),
+        tooltip=tooltip)
+    layers = [bars, points]
+    if rule_at is not None:
+        rule = alt.Chart(pd.DataFrame({"x": [rule_at], "what": [rule_label]})).mark_rule(
+            strokeDash=[5, 4], color=viz.BASELINE_GREY, strokeWidth=1.5).encode(
+            x=alt.X("x:Q", scale=x_scale), tooltip=[alt.Tooltip("what:N", title="Line")])
+        layers.insert(0, rule)
+    height = 60 + 38 * len(frame)
+    return alt.layer(*layers).properties(title=title, height=height).configure_axis(
+        labelFontSize=FONT_SIZE - 2, titleFontSize=FONT_SIZE - 1).configure_title(fontSize=FONT_SIZE + 1)
+
+
+def final_value_charts(table: pd.DataFrame, suite: SuiteInfo, tasks: Sequence[str]) -> list[alt.LayerChart]:
+    """Per task (and delta-m, when known): every row's final value as a point with a mean ± std
+    bar over seeds, the reference method's mean as a dashed line; then, when the table has the
+    tests, delta-m's difference to the reference with its 95 % interval and a line at 0."""
+    charts = []
+    references = table[table["note"] == REFERENCE_NOTE] if "note" in table else table.iloc[:0]
+    for measure in [*tasks, "delta_m"]:
+        frame = interval_frame(table, measure=measure)
+        if frame.empty:
+            continue
+        if measure == "delta_m":
+            x_title, title = "Δm % (+ is better)", "Δm %: mean ± std over seeds"
+        else:
+            info = suite.task(measure)
+            x_title = f"{metric_axis_title(suite, measure)} ({'higher' if info.higher_is_better else 'lower'} is better)"
+            title = f"{measure}: final {viz.metric_title(info.metric, info.unit).lower()}, mean ± std over seeds"
+        column = f"{measure} mean"
+        rule = float(references[column].iloc[0]) if len(references) == 1 else None
+        charts.append(interval_chart(frame, title=title, x_title=x_title, rule_at=rule,
+                                     rule_label="the reference method's mean"))
+    if "delta_m diff" in table:
+        frame = interval_frame(table, measure="delta_m", differences=True)
+        if not frame.empty:
+            charts.append(interval_chart(
+                frame, title=f"Δm % minus {reference_label(table)}'s: {CONFIDENCE:.0%} interval",
+                x_title="Difference in Δm % (+: better than the reference)", rule_at=0.0,
+                rule_label="no difference: an interval across it is within noise"))
+    return charts
 
 
 def status_table(summaries: pd.DataFrame) -> pd.DataFrame:
@@ -265,7 +398,7 @@ def status_table(summaries: pd.DataFrame) -> pd.DataFrame:
         "Run": summaries["run_id"],
         "Method": [BASELINE_LABEL if baseline else method_label(method)
                    for method, baseline in zip(summaries["method"], summaries["baseline"], strict=True)],
-        "Architecture": summaries["arch"], "Seed": summaries["seed"], "Status": summaries["status"],
+        "Architecture": summaries["arch"].map(arch_label), "Seed": summaries["seed"], "Status": summaries["status"],
         "Progress": (summaries["steps_done"] / summaries["steps"]).clip(0, 1).astype(float),
     })
 
@@ -284,5 +417,24 @@ def metric_axis_title(suite: SuiteInfo, task: str) -> str:
     return f"{task}: {viz.metric_title(info.metric, info.unit)}"
 
 
-def accuracy_domain(suite: SuiteInfo, task: str) -> tuple[float, float] | None:
+def zoomed_domain(bands: pd.DataFrame, task: str, *, bounds: tuple[float, float] | None = None,
+                  pad: float = 0.05) -> tuple[float, float] | None:
+    """The y range of one task's band chart: the data's (bands included), padded by ``pad`` of it
+    and kept within ``bounds`` (0-1 for an accuracy), not the metric's whole range: on 0-1 the
+    methods' curves, a few hundredths apart, lie on one line. None when there is nothing to draw."""
+    data = bands[bands["task"] == task]
+    values = pd.concat([data["low"], data["high"], data["mean"]]).astype(float)
+    values = values[np.isfinite(values)]
+    if values.empty:
+        return None
+    low, high = float(values.min()), float(values.max())
+    margin = (high - low) * pad or abs(high) * pad or 0.01
+    low, high = low - margin, high + margin
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return (low, high)
+
+
+def metric_bounds(suite: SuiteInfo, task: str) -> tuple[float, float] | None:
+    """The values a task's metric can take, where it is bounded: an accuracy lies in 0-1."""
     return (0.0, 1.0) if suite.task(task).metric == "accuracy" else None

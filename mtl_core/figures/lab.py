@@ -188,7 +188,8 @@ def _animation_layout(frame_steps: np.ndarray) -> dict:
         }],
         "sliders": [{
             "active": len(frame_steps) - 1, "x": 0.26, "y": -0.1, "len": 0.74, "yanchor": "top",
-            "currentvalue": {"prefix": "Adam step ", "font": {"size": FONT}, "xanchor": "left"},
+            # At the slider's right end: on the left it lay over the centred x axis title.
+            "currentvalue": {"prefix": "Adam step ", "font": {"size": FONT}, "xanchor": "right"},
             "pad": {"t": 10}, "transition": {"duration": 0}, "font": {"size": 12},
             "steps": [{"label": f"{int(s):,}", "method": "animate", "args": [[str(int(s))], pause]}
                       for s in frame_steps],
@@ -212,6 +213,11 @@ def losses_along(trajectories: pd.DataFrame) -> pd.DataFrame:
     frame = trajectories.assign(mean=0.5 * (trajectories["f1"] + trajectories["f2"]))
     return frame.melt(id_vars=["method", "start", "step"], value_vars=["f1", "f2", "mean"],
                       var_name="loss", value_name="value")
+
+
+# Runs are named at length ("#4 pcgrad · hps · multidigits #4"): whole, where vega's default limit
+# cut them to "…". (Under the chart, the legend took the height of a fixed-height chart's plot.)
+RUN_LEGEND = alt.Legend(labelLimit=0)
 
 
 def trajectory_losses_chart(trajectories: pd.DataFrame, starts: Sequence[tuple[float, float]], *,
@@ -341,7 +347,7 @@ def conflict_share_chart(shares: pd.DataFrame, colors: dict[str, str]) -> alt.Ch
                    axis=alt.Axis(format="%")),
         "y": alt.Y("pair:N", title="task pair"),
         "color": alt.Color("run:N", title="run", scale=_run_scale(colors, runs), sort=runs,
-                           legend=alt.Legend(labelLimit=160) if len(runs) > 1 else None),
+                           legend=RUN_LEGEND if len(runs) > 1 else None),
         "tooltip": ["run:N", "pair:N", alt.Tooltip("share:Q", format=".0%"), "probes:Q",
                     alt.Tooltip("mean_cosine:Q", format="+.3f", title="mean cosine")],
     }
@@ -359,7 +365,7 @@ def cosine_runs_chart(pairs: pd.DataFrame, colors: dict[str, str]) -> alt.FacetC
     lines = alt.Chart().mark_line(strokeWidth=2).encode(
         x=alt.X("step:Q", title="training step"),
         y=alt.Y("value:Q", title="gradient cosine", scale=alt.Scale(domain=[-1, 1])),
-        color=alt.Color("run:N", title="run", scale=_run_scale(colors, runs), sort=runs),
+        color=alt.Color("run:N", title="run", scale=_run_scale(colors, runs), sort=runs, legend=RUN_LEGEND),
         tooltip=["run:N", "pair:N", "step:Q", alt.Tooltip("value:Q", format="+.3f")])
     zero = alt.Chart().mark_rule(color="#444444", strokeDash=[4, 3]).encode(y=alt.datum(0))
     return alt.layer(lines, zero, data=data).properties(width=320, height=170).facet(
@@ -377,9 +383,9 @@ def norm_ratio_chart(norms: pd.DataFrame, colors: dict[str, str]) -> alt.Chart:
     data = viz.downsample(data, 400, by="run")
     return alt.Chart(data, height=240).mark_line(strokeWidth=2).encode(
         x=alt.X("step:Q", title="training step"),
-        y=alt.Y("ratio:Q", title="max / min gradient norm (x)", scale=alt.Scale(type="log")),
+        y=alt.Y("ratio:Q", title="norm ratio, max / min", scale=alt.Scale(type="log")),
         color=alt.Color("run:N", title="run", scale=_run_scale(colors, runs), sort=runs,
-                        legend=alt.Legend(labelLimit=160) if len(runs) > 1 else None),
+                        legend=RUN_LEGEND if len(runs) > 1 else None),
         tooltip=["run:N", "step:Q", alt.Tooltip("ratio:Q", format=".2f")],
     ).properties(title="Gradient-norm ratio: does one task dominate?")
 
@@ -404,7 +410,7 @@ def alignment_runs_chart(alignment: pd.DataFrame, colors: dict[str, str], task_c
         x=alt.X("value:Q", title="mean cos(update, task gradient)", scale=alt.Scale(domain=[-1, 1])),
         y=alt.Y("task:N", title="task"),
         yOffset=alt.YOffset("run:N", sort=runs),
-        color=alt.Color("run:N", title="run", scale=_run_scale(colors, runs), sort=runs),
+        color=alt.Color("run:N", title="run", scale=_run_scale(colors, runs), sort=runs, legend=RUN_LEGEND),
         tooltip=["run:N", "task:N", alt.Tooltip("value:Q", format="+.3f")],
     ).properties(title="How directly each run's update descends each task")
 
@@ -415,7 +421,7 @@ def layer_heatmap(summary: pd.DataFrame, *, value: str = "mean_cosine") -> alt.L
     layers = list(dict.fromkeys(summary["layer"]))
     base = alt.Chart(summary).encode(
         x=alt.X("pair:N", title="task pair", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("layer:N", title="shared layer", sort=layers))
+        y=alt.Y("layer:N", title="shared layer", sort=layers, axis=alt.Axis(labelLimit=0)))
     cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
         color=alt.Color(f"{value}:Q", title="mean cosine", scale=alt.Scale(domain=[-1, 1], domainMid=0,
                                                                             scheme="redblue")),
@@ -435,7 +441,7 @@ def layer_history_heatmap(layers: pd.DataFrame, pair: str) -> alt.Chart:
     order = list(dict.fromkeys(data["layer"]))
     return alt.Chart(data, height=alt.Step(36)).mark_rect().encode(
         x=alt.X("step:O", title="training step (probes)", axis=alt.Axis(labelOverlap="greedy", labelAngle=0)),
-        y=alt.Y("layer:N", title="shared layer", sort=order),
+        y=alt.Y("layer:N", title="shared layer", sort=order, axis=alt.Axis(labelLimit=0)),
         color=alt.Color("value:Q", title="cosine", scale=alt.Scale(domain=[-1, 1], domainMid=0, scheme="redblue")),
         tooltip=["layer:N", "step:Q", alt.Tooltip("value:Q", format="+.3f")],
     ).properties(title=f"{pair}: cosine per layer over training")

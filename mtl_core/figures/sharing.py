@@ -115,7 +115,8 @@ def snapshot_heatmap(frame: pd.DataFrame, name: str, *, height: int | None = Non
     )
     if not small:
         return heat.properties(title=name)
-    text = base.mark_text(fontSize=12).encode(
+    # A cell with no value (an expert a gate cannot reach, in CGC and PLE) stays blank: vega wrote "null".
+    text = base.transform_filter("isValid(datum.value)").mark_text(fontSize=12).encode(
         text=alt.Text("value:Q", format=".2f"),
         # White on the dark end of the scale, black on the light end.
         color=alt.condition(f"datum.value > {low + 0.6 * (high - low)}", alt.value("white"), alt.value("black")),

@@ -21,12 +21,16 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import heapq
+import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +42,9 @@ TERM_AFTER_S = 2.0  # a stop not obeyed by then gets SIGTERM ...
 KILL_AFTER_S = 5.0  # ... and SIGKILL by then
 SPARE_DELAY_S = 2.0  # after a run takes the warm worker, let it start before warming the next
 TICK_S = 0.05
+# A classroom's queued pages all ask where their run stands, every few seconds: measure the queue at
+# most this often and answer them all from that (each measure reads the store once per run ahead).
+QUEUE_MEASURE_S = 1.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -77,6 +84,52 @@ class _Worker:
         return lines[-1].strip() if lines else None
 
 
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where a queued run stands: its ``position`` in the queue (1: it starts next), the ids of the
+    runs ``ahead`` of it (those training now, then those queued before it) and ``wait_s``, the
+    estimated seconds until it starts (None while no run ahead has a measured speed)."""
+
+    position: int
+    ahead: tuple[int, ...]
+    wait_s: float | None
+
+
+def estimate_wait(running: Sequence[float | None], queued: Sequence[float | None], slots: int) -> float | None:
+    """Seconds until a slot is free for the run queued after ``queued``.
+
+    ``running``: the remaining seconds of each run training now; ``queued``: the seconds each run
+    queued ahead will take, in queue order; ``slots``: runs trained at once. Each queued run takes
+    the slot that frees first, as the scheduler hands them out; None if any duration is unknown.
+    """
+    if any(seconds is None for seconds in (*running, *queued)):
+        return None
+    free_at = [max(float(seconds), 0.0) for seconds in running]  # type: ignore[arg-type]
+    free_at += [0.0] * max(slots - len(free_at), 0)
+    heapq.heapify(free_at)
+    for seconds in queued:
+        heapq.heappush(free_at, heapq.heappop(free_at) + max(float(seconds), 0.0))  # type: ignore[arg-type]
+    return free_at[0]
+
+
+def seconds_per_step(store: Store, run_id: int, steps_done: int) -> float | None:
+    """A run's measured seconds per optimiser step so far (its recorded time at its last step over
+    that step, diagnostics included), or None before its first step."""
+    if steps_done <= 0:
+        return None
+    times = store.scalars(run_id, split="train", metric="time_s", since_step=steps_done - 1)
+    if times.empty:
+        return None
+    step, seconds = int(times["step"].iloc[-1]), float(times["value"].iloc[-1])
+    return seconds / step if step > 0 and seconds > 0 else None
+
+
+def _setup_key(config: RunConfig) -> str:
+    """What sets a run's time per step: everything but its seed, length and learning rate."""
+    data = config.model_dump(mode="json")
+    return json.dumps({k: v for k, v in data.items() if k not in {"seed", "steps", "lr"}}, sort_keys=True)
+
+
 class JobManager:
     """Runs trainings in worker processes, at most ``max_concurrent`` at once, queueing the rest.
 
@@ -108,6 +161,9 @@ class JobManager:
         self._spare: _Worker | None = None
         self._spare_after = 0.0
         self._closed = False
+        self._rates: dict[str, float] = {}  # set-up -> its last measured seconds per step
+        self._places: dict[int, QueuePlace] = {}
+        self._places_at = -math.inf
         self.recovered = self.store.recover_interrupted()
         if warm:
             with self._lock:
@@ -209,6 +265,66 @@ class JobManager:
             if not self.warm or (deadline is not None and time.monotonic() >= deadline):
                 return False
             time.sleep(0.02)
+
+    def queue_place(self, run_id: int) -> QueuePlace | None:
+        """Where the run stands in this manager's queue, or None when it is not waiting in it.
+
+        The wait is measured, not guessed: a run training now will take its remaining steps times
+        its own seconds per step so far; a run queued ahead, its steps times the seconds per step
+        last measured for its set-up (suite, tasks, architecture, method, batch size, probes,
+        device: all but seed, steps and learning rate), else the mean of the runs training now.
+        :func:`estimate_wait` hands them to the slots in queue order. Left out: the seconds each
+        worker spends building its data and model before its first step. Measured at most every
+        ``QUEUE_MEASURE_S`` for all queued runs at once.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if run_id not in self._queue:
+                return None
+            if run_id in self._places and now - self._places_at < QUEUE_MEASURE_S:
+                return self._places[run_id]
+            running, queued = list(self._running), list(self._queue)
+        places = self._measure_queue(running, queued)
+        with self._lock:
+            self._places, self._places_at = places, now
+        return places.get(run_id)
+
+    def _measure_queue(self, running: list[int], queued: list[int]) -> dict[int, QueuePlace]:
+        """Every queued run's place (outside the lock: it reads the store)."""
+        remaining: list[float | None] = []
+        unmeasured: list[int] = []  # running runs before their first step: their steps to go
+        measured = []
+        for run_id in running:
+            info = self.store.get_run(run_id)
+            if info is None:
+                continue
+            rate = seconds_per_step(self.store, run_id, info.steps_done)
+            steps_left = max(info.config.steps - info.steps_done, 0)
+            if rate is None:
+                remaining.append(None)
+                unmeasured.append(steps_left)
+                continue
+            self._rates[_setup_key(info.config)] = rate
+            measured.append(rate)
+            remaining.append(steps_left * rate)
+        fallback = sum(measured) / len(measured) if measured else None
+        if fallback is not None:
+            # A run still building its data has no speed yet: take that of the runs beside it.
+            remaining = [seconds if seconds is not None else unmeasured.pop(0) * fallback
+                         for seconds in remaining]
+        durations: list[float | None] = []
+        places = {}
+        for position, run_id in enumerate(queued, start=1):
+            ahead = (*running, *queued[:position - 1])
+            places[run_id] = QueuePlace(position, ahead,
+                                        estimate_wait(remaining, durations, self.max_concurrent))
+            info = self.store.get_run(run_id)
+            if info is None:  # deleted meanwhile: the scheduler will skip it
+                durations.append(0.0)
+                continue
+            rate = self._rates.get(_setup_key(info.config), fallback)
+            durations.append(None if rate is None else info.config.steps * rate)
+        return places
 
     def worker_pid(self, run_id: int) -> int | None:
         """The pid of the worker training this run, or None."""

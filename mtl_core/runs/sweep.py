@@ -1,6 +1,7 @@
 """Grids of runs on one set-up (methods x architectures x seeds), run side by side, and the table
 that compares them: final metrics mean +/- std over seeds, delta-m % against the STL baselines,
-mean rank, time per step.
+mean rank, time per step, and for every difference to the reference method (equal weighting)
+whether it is distinguishable from seed noise, with a rank that marks the ties.
 
 The app queues a grid through its job manager; the CLI (``python -m mtl_core sweep``) runs one
 here with :func:`run_grid`, through the same manager and worker processes, so a seed gives the same
@@ -19,7 +20,20 @@ import pandas as pd
 
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import ConfigError, RunConfig
-from mtl_core.engine.metrics import delta_m, mean_rank, pm
+from mtl_core.engine.metrics import (
+    BETTER,
+    CONFIDENCE,
+    REFERENCE_NOTE,
+    WITHIN_NOISE,
+    WORSE,
+    NoiseTest,
+    delta_m,
+    mean_rank,
+    noise_ranks,
+    noise_test,
+    pm,
+    verdict_text,
+)
 from mtl_core.methods import METHODS
 from mtl_core.registry import Registry
 from mtl_core.runs.baselines import BASELINE_KEY_TEXT, baseline_key, find_baselines, is_baseline
@@ -28,6 +42,9 @@ from mtl_core.runs.store import LIVE, Store
 from mtl_core.suites import SUITES
 
 MAX_CELLS = 120  # runs in one grid: beyond this a CPU sweep takes hours; split it
+DEFAULT_SEEDS = (0, 1, 2)  # the fewest that give a noise verdict with any power (2 seeds: t = 12.7)
+REFERENCE_METHOD = "ew"  # the yardstick every method's difference is tested against, when compared
+STL_ARCH = "stl"
 GRID_KEYS = ("grid.methods", "grid.archs", "grid.seeds")  # URL keys (RunConfig ignores them)
 
 
@@ -167,6 +184,12 @@ def run_grid(configs: Sequence[RunConfig], *, store_path: str | os.PathLike[str]
         manager.shutdown()
 
 
+def live_runs(store: Store, run_ids: Iterable[int]) -> list[int]:
+    """Those of ``run_ids`` still queued or running (a grid is training while there are any)."""
+    return [int(run_id) for run_id in run_ids
+            if (info := store.get_run(int(run_id))) is not None and info.status in LIVE]
+
+
 # --- what each run achieved ------------------------------------------------------------------------
 
 def run_summaries(store: Store, run_ids: Iterable[int]) -> pd.DataFrame:
@@ -263,14 +286,25 @@ def results_table(summaries: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, architecture) over its finished runs (the seeds): per task the final
     metric's mean and std, delta-m % mean and std, the mean rank over tasks (1 is best), time per
     step, the seeds and the STL baseline runs used. ``summaries`` comes from :func:`with_delta_m`
-    and holds one set-up; the rows are sorted by mean rank."""
+    and holds one set-up.
+
+    Each row is also tested against the reference row (:func:`reference_rows`) with
+    :func:`mtl_core.engine.metrics.noise_test` (a paired t-interval across seeds, 95 %): per task,
+    ``{task} diff``, ``{task} low``, ``{task} high`` (the row minus the reference, in the metric's
+    units) and ``{task} verdict`` (better, worse, within noise); for delta-m the same as
+    ``delta_m diff/low/high`` and ``verdict``, the row's headline, with ``test`` (how it was
+    tested), ``note`` (why not, or "the reference"), ``reference`` and ``reference_arch``. Without
+    delta-m (no STL baselines) ``verdict`` is "within noise" with a note: nothing to test.
+    ``rank`` ranks the rows by delta-m where every row has it (else by the tasks' verdicts) with
+    ties marked "=2": rows that no test separates share a rank (:func:`noise_ranks`). The rows are
+    sorted by rank, then delta-m, then mean rank."""
     done = summaries[summaries["status"] == "done"]
     columns = ["method", "arch", "runs", "seeds"]
     if done.empty:
         return pd.DataFrame(columns=columns)
     tasks = list(done["tasks"].iloc[0])
     suite = SUITES[done["suite"].iloc[0]]
-    rows = []
+    rows, per_seed = [], []
     for (arch, method), group in done.groupby(["arch", "method"], sort=False):
         row = {"method": method, "arch": arch, "runs": ",".join(map(str, group["run_id"])),
                "seeds": ",".join(map(str, sorted(group["seed"])))}
@@ -283,10 +317,93 @@ def results_table(summaries: pd.DataFrame) -> pd.DataFrame:
         baseline_runs = group["baseline_run"].dropna() if "baseline_run" in group else []
         row["baseline_runs"] = ",".join(map(str, sorted(set(int(b) for b in baseline_runs))))
         rows.append(row)
+        measures = [*tasks, *(["delta_m"] if "delta_m" in group else [])]
+        # Re-runs of one seed are averaged: the tests pair seeds, not runs.
+        per_seed.append({m: group.groupby("seed")[m].mean().dropna().to_dict() for m in measures})
     table = pd.DataFrame(rows)
     means = table[[f"{task} mean" for task in tasks]].to_numpy(dtype=float)
-    table["mean_rank"] = mean_rank(means, [suite.task(task).higher_is_better for task in tasks])
-    return table.sort_values("mean_rank", kind="stable").reset_index(drop=True)
+    better = {task: suite.task(task).higher_is_better for task in tasks}
+    table["mean_rank"] = mean_rank(means, list(better.values()))
+    table = _with_noise_tests(table, per_seed, better)
+    order = pd.DataFrame({"rank": table["rank"].str.lstrip("=").astype(int),
+                          "delta_m": -table["delta_m mean"].fillna(-math.inf), "mean_rank": table["mean_rank"]})
+    keep = order.sort_values(["rank", "delta_m", "mean_rank"], kind="stable").index
+    return table.loc[keep].reset_index(drop=True)
+
+
+def reference_rows(table: pd.DataFrame) -> list[int]:
+    """For each row of a results table, the row it is tested against: equal weighting
+    (:data:`REFERENCE_METHOD`) when the grid has it, else the grid's first method, on the row's own
+    architecture (the method alone differs); the STL baselines, and an architecture without the
+    reference method, against it on the first architecture that has it."""
+    methods = table["method"].tolist()
+    archs = table["arch"].tolist()
+    shared = [i for i, arch in enumerate(archs) if arch != STL_ARCH] or list(range(len(table)))
+    reference = REFERENCE_METHOD if any(methods[i] == REFERENCE_METHOD for i in shared) else methods[shared[0]]
+    candidates = [i for i in shared if methods[i] == reference]
+    out = []
+    for arch in archs:
+        same = [i for i in candidates if archs[i] == arch]
+        out.append(same[0] if same else candidates[0])
+    return out
+
+
+def _with_noise_tests(table: pd.DataFrame, per_seed: list[dict[str, dict[int, float]]],
+                      better: Mapping[str, bool]) -> pd.DataFrame:
+    """The verdict columns and the rank of :func:`results_table`."""
+    out = table.copy()
+    references = reference_rows(table)
+    out["reference"] = [table["method"].iloc[r] for r in references]
+    out["reference_arch"] = [table["arch"].iloc[r] for r in references]
+    columns: dict[str, list] = {}
+    for row, ref in enumerate(references):
+        for task, higher in better.items():
+            test = noise_test(per_seed[row][task], per_seed[ref][task], higher_is_better=higher)
+            for key, value in zip(("diff", "low", "high", "verdict"),
+                                  (test.diff, test.low, test.high, test.verdict), strict=True):
+                columns.setdefault(f"{task} {key}", []).append(value)
+        headline = _delta_m_test(per_seed[row], per_seed[ref])
+        note = REFERENCE_NOTE if row == ref else headline.note
+        for key, value in (("delta_m diff", headline.diff), ("delta_m low", headline.low),
+                           ("delta_m high", headline.high), ("verdict", headline.verdict),
+                           ("test", _test_text(headline)), ("note", note)):
+            columns.setdefault(key, []).append(value)
+    for key, values in columns.items():
+        out[key] = values
+    out["rank"] = noise_ranks(_better_matrix(per_seed, better))
+    return out
+
+
+def _delta_m_test(row: Mapping[str, dict[int, float]], reference: Mapping[str, dict[int, float]]) -> NoiseTest:
+    if row.get("delta_m") and reference.get("delta_m"):
+        return noise_test(row["delta_m"], reference["delta_m"])
+    return NoiseTest(WITHIN_NOISE, math.nan, math.nan, math.nan, 0, "none",
+                     "no Δm (STL baselines missing): no test")
+
+
+def _test_text(test: NoiseTest) -> str:
+    """How a verdict was reached, for a reader: "paired t, 3 seeds, 95 %"."""
+    if test.test == "none":
+        return "none"
+    return f"{test.test}, {test.seeds} seed{'s' * (test.seeds != 1)}, {CONFIDENCE:.0%}"
+
+
+def _better_matrix(per_seed: list[dict[str, dict[int, float]]], better: Mapping[str, bool]) -> list[list[bool]]:
+    """better[i][j]: row i is distinguishably better than row j, by delta-m where both rows have
+    it, else better on at least one task and worse on none."""
+    n = len(per_seed)
+    matrix = [[False] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            if per_seed[i].get("delta_m") and per_seed[j].get("delta_m"):
+                matrix[i][j] = noise_test(per_seed[i]["delta_m"], per_seed[j]["delta_m"]).verdict == BETTER
+                continue
+            verdicts = {noise_test(per_seed[i][t], per_seed[j][t], higher_is_better=h).verdict
+                        for t, h in better.items()}
+            matrix[i][j] = BETTER in verdicts and WORSE not in verdicts
+    return matrix
 
 
 def _std(values: pd.Series) -> float:
@@ -296,17 +413,25 @@ def _std(values: pd.Series) -> float:
 
 
 def format_table(table: pd.DataFrame, summaries: pd.DataFrame) -> str:
-    """The results table as text for a terminal: mean +/- std per task, delta-m, rank, ms/step."""
+    """The results table as text for a terminal: rank (ties "=2"), mean +/- std per task with its
+    verdict against the reference, delta-m with its verdict and 95 % interval, mean rank, ms/step."""
     if table.empty:
         return "no finished runs to compare"
     tasks = list(summaries["tasks"].iloc[0])
     suite = SUITES[summaries["suite"].iloc[0]]
+    references = table["reference"] + "·" + table["reference_arch"]
+    against = references.iloc[0] if references.nunique() == 1 else "ref."
     shown = pd.DataFrame({
-        "method": table["method"], "arch": table["arch"], "seeds": table["seeds"],
+        "rank": table["rank"], "method": table["method"], "arch": table["arch"], "seeds": table["seeds"],
         **{f"{task} {suite.task(task).metric}{' ↑' if suite.task(task).higher_is_better else ' ↓'}":
-           [pm(m, s) for m, s in zip(table[f"{task} mean"], table[f"{task} std"], strict=True)]
+           [f"{pm(m, s)} {VERDICT_MARK[v]}" for m, s, v in
+            zip(table[f"{task} mean"], table[f"{task} std"], table[f"{task} verdict"], strict=True)]
            for task in tasks},
         "Δm % (+ better)": [pm(m, s, digits=2) for m, s in zip(table["delta_m mean"], table["delta_m std"], strict=True)],
+        f"Δm vs {against} ({CONFIDENCE:.0%} CI)": [
+            verdict_text(v, d, lo, hi, note=n, digits=2) for v, d, lo, hi, n in
+            zip(table["verdict"], table["delta_m diff"], table["delta_m low"], table["delta_m high"],
+                table["note"], strict=True)],
         "mean rank": table["mean_rank"].map(lambda v: f"{v:.2f}"),
         "ms/step": table["ms_per_step"].map(lambda v: f"{v:.1f}"),
         "STL runs": table["baseline_runs"].replace("", "-"),
@@ -314,8 +439,13 @@ def format_table(table: pd.DataFrame, summaries: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
+VERDICT_MARK = {BETTER: "(better)", WORSE: "(worse)", WITHIN_NOISE: "(≈)"}
 
 
 BASELINE_NOTE = (f"Δm % is the mean relative gain over the single-task (STL) baselines, in per cent; "
-                 f"positive is better (LibMTL's sign; Nash-MTL's papers flip it). A baseline is the "
+                 f"positive is better (the sign the LibMTL library uses; the Nash-MTL papers report the negative). A baseline is the "
                  f"'stl' architecture with equal weighting, matched on: {BASELINE_KEY_TEXT}.")
+NOISE_NOTE = ("better / worse: the 95 % t-interval of the difference to the reference method (equal "
+              "weighting when compared, same architecture), paired by seed, excludes 0; ≈ or within noise: "
+              "it contains 0, seed noise explains the difference. Rows that no test separates share a "
+              "rank (=2). One test per cell, uncorrected: about one in twenty reads better or worse by chance.")

@@ -205,6 +205,15 @@ class RunView:
         """step, pair, value: each probe's cosine per pair of ``tasks`` (the config's order)."""
         return conflict.cosine_pairs(self.cosines, tasks)
 
+    def final_metrics(self) -> dict[str, dict[str, float]]:
+        """{task: {metric: value}}: the last validation value of each task and metric (NaN where
+        the run recorded NaN), as :meth:`Store.final_metrics` gives it; empty before the first."""
+        last = self.validation.drop_duplicates(["task", "metric"], keep="last")
+        final: dict[str, dict[str, float]] = {}
+        for task, metric, value in zip(last["task"], last["metric"], last["value"], strict=True):
+            final.setdefault(task, {})[metric] = float(value)
+        return final
+
 
 # --- several runs ------------------------------------------------------------------------------------
 
