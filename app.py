@@ -9,12 +9,24 @@ from pathlib import Path
 
 import streamlit as st
 
+from mtl_core.runs import settings
+from mtl_core.runs.store import StoreError
+from pages import _identity as identity
 from pages import _presentation as presentation
+from pages import _resources as resources
 
 # A local image: a ":material/...:" page icon is fetched from Google's font server, which a
 # classroom without internet cannot reach (the icons in the pages are bundled with Streamlit).
 st.set_page_config(page_title="MTL Playground", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
                    layout="wide")
+# Settings are checked by `python -m mtl_core serve`; started directly, a bad one stops every page here.
+if server_problems := settings.problems():
+    st.error(server_problems[0], icon=":material/error:")
+    st.stop()
+# A store that cannot be used (read-only, deleted while running, locked) says so on every page.
+if store_fault := resources.store_problem():
+    st.error(store_fault, icon=":material/error:")
+    st.stop()
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -38,4 +50,10 @@ else:
         st.caption("Multi-task learning trains one network on several tasks at once, so that what "
                    "one task learns can help the others — or get in their way.")
         presentation.enter_button()
-page.run()
+        identity.lecturer_sidebar()
+# Who this browser is (a signed cookie), before any page counts or manages its runs.
+identity.adopt_identity()
+try:
+    page.run()
+except StoreError as store_error:  # the store failed between the check and the page's use of it
+    st.error(str(store_error), icon=":material/error:")

@@ -11,8 +11,13 @@ server's). An update's time runs from the request to the server's ``script_finis
 over every update of every session during the load. Peak memory is the summed RSS of the server
 and all its worker processes, sampled every 0.1 s from /proc.
 
-Prints: sessions held, runs completed / lost, p95 (and median, max) update time, peak RSS, and
-the fault cases survived.
+Beside the honest people, hostile sessions (:func:`hostile_visits`) do what a student who wants the
+machine would: open the heavy Train and Gradient lab links of issue 16, reconnect again and again
+with one identity pressing Train each time (a reload storm), and press Stop on other people's runs
+and "Stop the grid" over them on Compare. The honest runs must all finish as their people expect.
+
+Prints: sessions held, runs completed / lost, p95 (and median, max) update time, peak RSS, the
+fault cases survived and what the hostile sessions got.
 Run: python -m benchmarks.load [--sessions 30] [--steps 60] [--max-runs 1]
 """
 
@@ -37,7 +42,8 @@ import torch
 from benchmarks.served_app import served_app
 from benchmarks.ws_session import WsSession
 from mtl_core.config import RunConfig
-from mtl_core.runs.store import TERMINAL, Store, pid_alive
+from mtl_core.runs.owners import Identities
+from mtl_core.runs.store import LIVE, TERMINAL, Store, pid_alive
 
 ABSENT_DEVICE = "mps" if torch.cuda.is_available() else "cuda"  # a device this machine lacks
 CAP = 3  # runs queued or running per session while the load runs (MTL_MAX_QUEUED_PER_SESSION)
@@ -246,6 +252,7 @@ class LoadResult:
     server_cpu_s: float = 0.0  # CPU time the server process used during the load
     client_cpu_s: float = 0.0  # ... and this process, whose threads are the 30 sessions
     load_average: str = ""  # /proc/loadavg at the end: what else the machine was doing
+    hostile: Hostile | None = None  # what the hostile sessions tried and got
 
     @property
     def held(self) -> int:
@@ -295,7 +302,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_load(server: Server, *, sessions: int = 30, steps: int = 60, timeout: float = 600,
-             trainers: int | None = None) -> LoadResult:
+             trainers: int | None = None, hostile: bool = True) -> LoadResult:
     """``sessions`` people at once on ``server`` (``trainers`` of them train, default all); returns
     what they saw and what the store holds."""
     # One visitor first, as in a lesson the teacher's: the job manager starts with the app and
@@ -314,12 +321,22 @@ def run_load(server: Server, *, sessions: int = 30, steps: int = 60, timeout: fl
                                 daemon=True) for person in people]
     for thread in threads:
         thread.start()
+    hostile_seen: list[Hostile] = []
+    if hostile:
+        def attack() -> None:
+            time.sleep(3.0)  # once the honest runs are queued and training
+            hostile_seen.append(hostile_visits(
+                server, lambda: [r for p in people for r in p.run_ids], steps))
+        attacker = threading.Thread(target=attack, daemon=True, name="hostile")
+        attacker.start()
     for thread, person in zip(threads, people, strict=True):
         if person.trains:
             thread.join(max(0.0, deadline - time.monotonic()) + 5)
     readers_done.set()
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()) + 5)
+    if hostile:
+        attacker.join(max(0.0, deadline - time.monotonic()) + 5)
     # The closed tab's run and any still queued: wait for them in the store.
     ids = [run_id for person in people for run_id in person.run_ids]
     while time.monotonic() < deadline and any(
@@ -332,7 +349,7 @@ def run_load(server: Server, *, sessions: int = 30, steps: int = 60, timeout: fl
     load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     statuses = {run_id: server.store.get_run(run_id).status for run_id in ids}
     return LoadResult(people, times, peak, statuses, seconds, load_faults(server, people, statuses),
-                      server_cpu, client_cpu, load_average)
+                      server_cpu, client_cpu, load_average, hostile_seen[0] if hostile_seen else None)
 
 
 def load_faults(server: Server, people: list[Person], statuses: dict[int, str]) -> dict[str, tuple[bool, str]]:
@@ -371,6 +388,91 @@ def load_faults(server: Server, people: list[Person], statuses: dict[int, str]) 
                 and "Traceback" not in info.message and kept == info.steps_done,
                 f"{person.final_status}; page shows {shown[:1]}; {kept} steps kept")
     return faults
+
+
+# --- hostile sessions ---------------------------------------------------------------------------------
+
+OWNER_COOKIE = "mtl_owner"  # pages/_identity.py: the signed identity a browser keeps
+# Issue 16's links: a run that would take the machine's memory for hours, and a lab simulation of
+# half an hour of the server's CPU.
+HEAVY_TRAIN = ("suite=digit_attributes&tasks=digit,parity,large,ink,centre,slant&arch=ple&arch.levels=4"
+               "&arch.shared_experts=16&arch.task_experts=16&arch.expert_units=256&method=cagrad"
+               "&batch_size=8192&probe_every=1&snapshot_every=1&eval_every=1&steps=200000")
+HEAVY_LAB = ("methods=ew,mgda,pcgrad,cagrad,graddrop,gradvac,imtl_g,nash_mtl,aligned_mtl,upgrad,config,"
+             "famo&steps=100000&starts=0,0;1,1;2,2")
+
+
+@dataclass
+class Hostile:
+    """What the hostile sessions tried and got."""
+
+    heavy: dict[str, tuple[float, str]] = field(default_factory=dict)  # link -> (s to refusal, sentence)
+    heavy_runs: int = 0  # runs the heavy links got queued (must be 0)
+    storm_reconnects: int = 0
+    storm_accepted: list[int] = field(default_factory=list)
+    storm_most_live: int = 0  # the storm identity's most runs queued or running at once (<= CAP)
+    stops_pressed: int = 0  # presses of Stop / "Stop the grid" on other people's runs
+    refusals: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def hostile_visits(server: Server, honest_ids: Callable[[], list[int]], steps: int,
+                   storm: int = 8) -> Hostile:
+    """The hostile sessions, one after another (``honest_ids``: the honest runs so far)."""
+    seen = Hostile()
+    identities = Identities.for_store(server.store.path)
+    cookies = {OWNER_COOKIE: identities.issue_token()}  # one person, keeping their cookie
+    owner = identities.verify(cookies[OWNER_COOKIE])
+    try:
+        for page, query in (("train", HEAVY_TRAIN), ("gradient_lab", HEAVY_LAB)):
+            with WsSession(server.url, cookies=cookies, timeout=120) as session:
+                started = time.monotonic()
+                session.open(page, query)
+                if page == "train":
+                    session.click("Train")
+                errors = [text for kind, text in session.view.alerts if kind == "error"]
+                seen.heavy[page] = (time.monotonic() - started, errors[0] if errors else "")
+        seen.heavy_runs = sum(info.owner == owner for info in server.store.run_infos())
+        config = RunConfig.parse({"suite": "synthetic", "steps": steps, "device": "cpu", "seed": 99})
+        for _ in range(storm):  # a reload storm: each reconnect presses Train again
+            with WsSession(server.url, cookies=cookies, timeout=120) as session:
+                session.open("train", urlencode(config.to_query()))
+                session.click("Train")
+                seen.storm_reconnects += 1
+                run_id = run_id_of(session)
+                if run_id is not None and run_id not in seen.storm_accepted:
+                    seen.storm_accepted.append(run_id)
+                live = sum(info.owner == owner for info in server.store.run_infos(LIVE))
+                seen.storm_most_live = max(seen.storm_most_live, live)
+        others = [run_id for run_id in honest_ids() if server.store.get_run(run_id).status in LIVE]
+        with WsSession(server.url, cookies=cookies, timeout=120) as session:
+            for run_id in others[:5]:  # Stop on others' runs (a disabled button, pressed anyway)
+                session.open("train", {"run": str(run_id)})
+                if "Stop" in session.view.buttons:
+                    session.click("Stop")
+                    seen.stops_pressed += 1
+                    seen.refusals += [text for kind, text in session.view.alerts if kind == "error"]
+            if others:
+                session.open("compare", {"runs": ",".join(map(str, others))})
+                if "Stop the grid" in session.view.buttons:
+                    session.click("Stop the grid")
+                    seen.stops_pressed += 1
+                    seen.refusals += [text for kind, text in session.view.alerts if kind in {"error", "warning", "info"}]
+    except Exception as error:  # reported, not fatal: the honest sessions are what is measured
+        seen.errors.append(f"{type(error).__name__}: {error}")
+    return seen
+
+
+def hostile_report(seen: Hostile) -> list[str]:
+    lines = ["hostile sessions:"]
+    for page, (seconds, sentence) in seen.heavy.items():
+        lines.append(f"  heavy {page} link: refused after {seconds:.2f} s: {sentence!r}")
+    lines.append(f"  heavy links' runs queued: {seen.heavy_runs}")
+    lines.append(f"  reload storm: {seen.storm_reconnects} reconnects with one identity, "
+                 f"{len(seen.storm_accepted)} runs accepted, at most {seen.storm_most_live} live at once (cap {CAP})")
+    lines.append(f"  Stop pressed on others' runs: {seen.stops_pressed}; told: {sorted(set(seen.refusals))[:2]}")
+    lines += [f"  error: {error}" for error in seen.errors]
+    return lines
 
 
 # --- the server killed ----------------------------------------------------------------------------
@@ -534,6 +636,8 @@ def report(result: LoadResult, killed: KillResult | None, long: LongSession | No
             f"{killed.integrity}, page shows {killed.shown}, next run {killed.after_restart}"))
     lines += [f"  {'survived' if ok else 'FAILED  '}  {name}: {seen}" for name, (ok, seen) in faults.items()]
     lines.append(f"fault cases survived: {sum(ok for ok, _ in faults.values())} / {len(faults)}")
+    if result.hostile is not None:
+        lines += hostile_report(result.hostile)
     if long is not None:
         lines.append(
             f"a page left open: {long.polls} polls of a live run (at the 2 s poll of a 2-core "

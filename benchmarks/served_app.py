@@ -1,5 +1,6 @@
-"""``streamlit run app.py`` on a free local port, and the headless Chromium that drives it: the
-harness the browser test and ``ui_overhead`` share."""
+"""The app served (``python -m mtl_core serve``: ``streamlit run app.py`` once the settings are
+checked) on a free local port, and the headless Chromium that drives it: the harness the browser
+test and ``ui_overhead`` share."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def served_app(store_path: Path, log_path: Path, *, env: dict[str, str] | None =
     env = {**(env or os.environ), "MTL_STORE": str(store_path)}
     with open(log_path, "w+") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            # As a classroom's server starts: `serve` checks the MTL_* settings, then runs streamlit
+            # from the project's root, whose .streamlit/config.toml sets the upload limit.
+            [sys.executable, "-m", "mtl_core", "serve", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from mtl_core.lab import toy
+from mtl_core.lab import problem, toy
 from mtl_core.methods import make_aggregator
 
 METHODS = ("ew", "mgda", "pcgrad", "cagrad")
@@ -42,11 +42,11 @@ def plain_loop(steps: int) -> float:
     begin = time.perf_counter()
     for method in METHODS:
         aggregator = None if method == "ew" else make_aggregator(method, 2, **toy.METHOD_PARAMS.get(method, {}))
-        for start in toy.STARTS:
+        for start in problem.STARTS:
             x = torch.tensor(start, dtype=torch.float64, requires_grad=True)
             optimizer = torch.optim.Adam([x], lr=toy.PAPER_LR)
             for _ in range(steps):
-                d_x1, d_x2 = toy.gradients(x.detach().numpy()[:1], x.detach().numpy()[1:])
+                d_x1, d_x2 = problem.gradients(x.detach().numpy()[:1], x.detach().numpy()[1:])
                 jacobian = torch.from_numpy(np.stack([d_x1[:, 0], d_x2[:, 0]], axis=1))
                 update = jacobian.sum(0) if aggregator is None else aggregator(jacobian).update
                 x.grad = update
@@ -63,12 +63,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}; load average before: {os.getloadavg()[0]:.2f}")
 
-    first, first_cpu = best_time(lambda: toy.simulate(METHODS, toy.STARTS, steps=10), 1)
+    first, first_cpu = best_time(lambda: toy.simulate(METHODS, problem.STARTS, steps=10), 1)
     print(f"first call (compiles the kernel and the 4 methods' rules): {first:.2f} s wall, {first_cpu:.2f} s CPU")
-    full, full_cpu = best_time(lambda: toy.simulate(METHODS, toy.STARTS, steps=toy.PAPER_STEPS), args.repeats)
+    full, full_cpu = best_time(lambda: toy.simulate(METHODS, problem.STARTS, steps=toy.PAPER_STEPS), args.repeats)
     print(f"paper's experiment (3 starts x 4 methods x {toy.PAPER_STEPS:,} Adam steps): {full:.2f} s wall, "
           f"{full_cpu:.2f} s CPU  (goal <= 10 s)")
-    what_if, what_if_cpu = best_time(lambda: toy.simulate(METHODS, [toy.STARTS[1]], steps=20_000), args.repeats)
+    what_if, what_if_cpu = best_time(lambda: toy.simulate(METHODS, [problem.STARTS[1]], steps=20_000), args.repeats)
     print(f"one what-if (1 start x 4 methods x 20,000 steps): {what_if:.2f} s wall, {what_if_cpu:.2f} s CPU  "
           "(goal <= 2 s)")
 

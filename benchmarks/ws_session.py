@@ -41,12 +41,16 @@ class PageView:
 class WsSession:
     """One session of a served app. Not thread-safe: give each thread its own."""
 
-    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 60.0, cookies: dict[str, str] | None = None) -> None:
+        """``cookies``: sent with the websocket's handshake, as a browser sends those it keeps (the
+        app reads a person's identity from them); None: a client that keeps none."""
         self.url = url
         self.timeout = timeout
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else None
         self._ws: ClientConnection = connect(
             url.replace("http://", "ws://", 1) + "/_stcore/stream", subprotocols=["streamlit"],
-            max_size=None, open_timeout=timeout, legacy=True)  # closed by close(), not a with-block
+            max_size=None, open_timeout=timeout, additional_headers=headers,
+            legacy=True)  # closed by close(), not a with-block
         self.view = PageView()
         self.update_times: list[float] = []  # seconds from request to script_finished, every run
         self.update_log: list[tuple[str, float, float]] = []  # (kind, monotonic start, seconds)

@@ -1,8 +1,10 @@
-"""The command line: ``python -m mtl_core run | sweep | list | export | catalogue``.
+"""The command line: ``python -m mtl_core run | sweep | list | export | catalogue | serve``.
 
 ``run`` trains in this process (no worker) and writes to the same store the app reads, so a run
 started here shows up on the app's Runs page, live. Mistakes in the input end with one line on
-stderr that starts with "error: " and exit code 2.
+stderr that starts with "error: " and exit code 2. SIGTERM or Ctrl-C ends a ``run`` or ``sweep``
+after the current step: its runs are recorded ``interrupted`` with their steps kept, and the exit
+code is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 
 Examples::
 
@@ -12,6 +14,7 @@ Examples::
     python -m mtl_core list
     python -m mtl_core export 12 13 --csv --out runs.csv
     python -m mtl_core catalogue --json
+    python -m mtl_core serve --server.port 8501
 """
 
 from __future__ import annotations
@@ -32,23 +35,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from mtl_core.architectures import ARCHITECTURES
-from mtl_core.config import ConfigError, RunConfig
+from mtl_core.config import MAX_CONFIG_BYTES, ConfigError, RunConfig
 from mtl_core.methods import METHODS
 from mtl_core.registry import Entry, Knob
-from mtl_core.runs.store import Store
+from mtl_core.runs import settings
+from mtl_core.runs.store import MAX_NAME_CHARS, Store, StoreError, check_name
 from mtl_core.suites import SUITES
 
 if TYPE_CHECKING:
     from mtl_core.runs.worker import Outcome
 
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # the shell's code for "ended by Ctrl-C"
+# --threads: torch's pool beyond a few threads per core only adds contention, and 100,000 threads
+# crashed OpenMP (a segfault that left the run `running`); the server's MTL_TORCH_THREADS has the same bound.
+MAX_THREADS = settings.MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
 _GROUPS = ("suite", "arch", "method")
 WIDTH = 100  # `list` and `catalogue` fit a terminal this wide
 
 
 class UsageError(Exception):
     """A mistake in what the user typed: reported as one line, exit code 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or Ctrl-C) ended the command; ``signum`` gives its exit code, 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +73,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m mtl_core", description="MTL Playground from the command line.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,list,export,catalogue}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{run,sweep,list,export,catalogue,serve}")
 
     run = commands.add_parser("run", help="train one run in this process and store its records")
     run.add_argument("--config", metavar="FILE", help="a run's config JSON (e.g. from the Runs page); "
@@ -77,12 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="gradient diagnostics every N steps (0: never)")
     run.add_argument("--snapshot-every", type=int, dest="snapshot_every",
                      help="sharing snapshot every N steps (0: never)")
+    run.add_argument("--affinity-every", type=int, dest="affinity_every",
+                     help="lookahead task affinity (TAG) every N steps (0: never)")
     run.add_argument("--device", help="auto, cpu, cuda or mps")
-    run.add_argument("--threads", type=int, help="torch CPU threads (default: $MTL_TORCH_THREADS or all "
-                     "cores but one, as in the app; CPU runs repeat bit for bit with the same count)")
+    run.add_argument("--threads", type=int, help=f"torch CPU threads, 1 to {MAX_THREADS} (default: "
+                     "$MTL_TORCH_THREADS or all cores but one, as in the app; CPU runs repeat bit for bit "
+                     "with the same count)")
     run.add_argument("--param", action="append", default=[], metavar="GROUP.KNOB=VALUE",
                      help="a knob of the suite, arch or method, e.g. suite.correlation=0.9 (repeatable)")
-    run.add_argument("--name", help="a name for the run (default: method · arch · suite #id)")
+    run.add_argument("--name", help=f"a name for the run, at most {MAX_NAME_CHARS} characters "
+                     "(default: method · arch · suite #id)")
     run.add_argument("--json", action="store_true", help="print one JSON line of results on stdout")
     run.add_argument("--store", metavar="PATH", help="run store (default: $MTL_STORE or ./runs/mtl.db)")
 
@@ -104,40 +124,60 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--config", action="store_true", help="the run's config JSON (one run)")
     export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument("--store", metavar="PATH")
+
+    serve = commands.add_parser("serve", help="check the server's MTL_* settings, then start the app "
+                                "(`streamlit run app.py` with the arguments that follow)",
+                                epilog="settings: " + "; ".join(f"{name}: {meaning}"
+                                                                for name, meaning in settings.table()))
+    serve.set_defaults(streamlit_args=[])  # what follows `serve` (e.g. --server.port 8501), see main()
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    in_main_thread = threading.current_thread() is threading.main_thread()  # main() from a thread: no handler
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted) if in_main_thread else None
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "serve":
+            args.streamlit_args = extra  # streamlit's own options, passed on as they are
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return {"run": cmd_run, "sweep": cmd_sweep, "list": cmd_list, "export": cmd_export,
-                "catalogue": cmd_catalogue}[args.command](args)
-    except (UsageError, ConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
+                "catalogue": cmd_catalogue, "serve": cmd_serve}[args.command](args)
+    except (UsageError, ConfigError, StoreError) as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:  # Ctrl-C before a run began (e.g. during torch's import)
+    except KeyboardInterrupt as error:  # a signal before a run began (e.g. during torch's import)
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + error.signum if isinstance(error, Interrupted) else EXIT_INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    """SIGTERM outside a training loop: unwind like Ctrl-C, so that whatever holds runs (a sweep's
+    job manager) marks them before the process ends. A second one while that happens is ignored."""
+    signal.signal(signum, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 # --- run -----------------------------------------------------------------------------------------
 
 _FLAG_FIELDS = ("suite", "tasks", "arch", "method", "steps", "seed", "lr", "optimizer", "batch_size",
-                "eval_every", "probe_every", "snapshot_every", "device")
+                "eval_every", "probe_every", "snapshot_every", "affinity_every", "device")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The file's values (if any), then every flag given on top; raises ConfigError/UsageError."""
     data: dict[str, Any] = {}
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise UsageError(f"no config file at {path}")
-        try:
-            text = path.read_bytes()
-        except OSError as error:
-            raise UsageError(f"cannot read {path}: {error.strerror}") from None
-        data = RunConfig.from_json(text).model_dump()
+        data = RunConfig.from_json(_read_config_file(Path(args.config))).model_dump()
     for name in _FLAG_FIELDS:
         value = getattr(args, name)
         if value is not None:
@@ -154,29 +194,68 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.parse(data)
 
 
+def _read_config_file(path: Path) -> bytes:
+    """The bytes of a config file, its size checked before it is read (a 1 GB file was read whole
+    before it was refused); the read is bounded too, for a file that grows meanwhile."""
+    try:
+        if not path.is_file():
+            raise UsageError(f"no config file at {path}")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise UsageError(f"{path} is {size:,} bytes; a config file is at most "
+                             f"{MAX_CONFIG_BYTES // 1024} KiB")
+        with path.open("rb") as file:
+            return file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _check_run_flags(args: argparse.Namespace) -> None:
+    """The flags that are not part of the config, checked before anything is stored."""
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS} (4 per core on this machine; "
+                         f"got {args.threads})")
+    if args.name is not None:
+        try:
+            check_name(args.name)
+        except ValueError as error:
+            raise UsageError(f"--name: {error}".rstrip(".")) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    _check_run_flags(args)
     store = _open_store(args.store)
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1 (got {args.threads})")
     _set_up_torch(config, args.threads)
-    run_id = store.create_run(config, status="queued", name=args.name, pid=os.getpid())
     stop = threading.Event()
-    interrupted_by_user = threading.Event()
+    ended_by: list[int] = []  # the signal that ended the run, if one did
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         if stop.is_set():
-            raise KeyboardInterrupt  # a second Ctrl-C: do not wait for the step
-        interrupted_by_user.set()
+            raise Interrupted(signum)  # a second signal: do not wait for the step
+        ended_by.append(signum)
         stop.set()
 
-    outcome = _train_here(store, run_id, config, stop, on_sigint)
+    # The run carries this process's pid from the start: if it is killed (SIGKILL cannot be
+    # caught), readers see the pid gone and show the run as interrupted.
+    run_id = store.create_run(config, status="queued", name=args.name, pid=os.getpid())
+    outcome = _train_here(store, run_id, config, stop, on_signal)
     if outcome is None:
         return EXIT_INTERRUPTED
+    if ended_by and outcome.status == "stopped":
+        outcome = _mark_interrupted(store, run_id, outcome, ended_by[0])
     _report_run(store, run_id, outcome, as_json=args.json)
-    if interrupted_by_user.is_set() and outcome.status == "stopped":
-        return EXIT_INTERRUPTED
+    if ended_by and outcome.status == "interrupted":
+        return 128 + ended_by[0]
     return 1 if outcome.status == "failed" else 0
+
+
+def _mark_interrupted(store: Store, run_id: int, outcome: Outcome, signum: int) -> Outcome:
+    """A run ended by a signal is ``interrupted`` (not ``stopped``: nobody pressed Stop)."""
+    message = (f"interrupted by {signal.Signals(signum).name} after step {outcome.steps}; "
+               f"the {outcome.steps} steps before are kept")
+    store.set_status(run_id, "interrupted", message=message)
+    return dataclasses.replace(outcome, status="interrupted", message=message)
 
 
 def _set_up_torch(config: RunConfig, threads: int | None) -> None:
@@ -196,23 +275,26 @@ def _set_up_torch(config: RunConfig, threads: int | None) -> None:
 
 
 def _train_here(store: Store, run_id: int, config: RunConfig, stop: threading.Event,
-                on_sigint: Callable[[int, Any], None]) -> Outcome | None:
+                on_signal: Callable[[int, Any], None]) -> Outcome | None:
     """Train ``run_id`` in this process with a progress bar; None if a second Ctrl-C cut a step short."""
     from mtl_core.runs.worker import execute_run  # the trainer, so torch: only for `run`
 
     in_main_thread = threading.current_thread() is threading.main_thread()  # main() from a thread: no handler
-    previous = signal.signal(signal.SIGINT, on_sigint) if in_main_thread else None
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)} \
+        if in_main_thread else {}
     bar = ProgressBar(config.steps, sys.stderr)
     try:
         return execute_run(store, run_id, stop=stop, on_record=bar.update)
-    except KeyboardInterrupt:  # the second Ctrl-C: leave now, the steps written so far are kept
+    except KeyboardInterrupt:  # the second signal: leave now, the steps written so far are kept
         bar.close()
-        store.finish_if_live(run_id, "stopped", message="stopped by Ctrl-C during a step")
-        print(f"run {run_id} stopped", file=sys.stderr)
+        steps = store.last_step(run_id)
+        store.finish_if_live(run_id, "interrupted", message=f"interrupted during step {steps + 1}; "
+                                                             f"the {steps} steps before are kept")
+        print(f"run {run_id} interrupted", file=sys.stderr)
         return None
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         bar.close()
 
 
@@ -294,6 +376,7 @@ def _add_sweep_parser(commands: Any) -> None:
     sweep.add_argument("--eval-every", type=int, dest="eval_every")
     sweep.add_argument("--probe-every", type=int, dest="probe_every")
     sweep.add_argument("--snapshot-every", type=int, dest="snapshot_every")
+    sweep.add_argument("--affinity-every", type=int, dest="affinity_every")
     sweep.add_argument("--device", help="auto, cpu, cuda or mps")
     sweep.add_argument("--param", action="append", default=[], metavar="GROUP.KNOB=VALUE",
                        help="a knob of the suite, or of the first arch or method listed (repeatable)")
@@ -320,9 +403,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         ids = sweeps.run_grid([*baselines, *configs], store_path=store.path, workers=workers,
                               on_progress=_SweepProgress(store))
-    except KeyboardInterrupt:
-        print("sweep interrupted; the finished runs are kept", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as error:  # the job manager has marked the unfinished runs interrupted
+        print("sweep interrupted; the finished runs are kept and the others are marked interrupted",
+              file=sys.stderr)
+        return 128 + error.signum if isinstance(error, Interrupted) else EXIT_INTERRUPTED
     seconds = time.monotonic() - started
     summaries = sweeps.run_summaries(store, ids[len(baselines):])
     summaries = sweeps.with_delta_m(summaries, sweeps.baseline_metrics(store, summaries))
@@ -377,7 +461,7 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 # --- list and export -------------------------------------------------------------------------------
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _open_store(args.store)
+    store = _open_store(args.store, create=False)
     runs = store.list_runs()
     if args.json:
         table = runs.assign(created_at=runs["created_at"].map(_iso), finished_at=runs["finished_at"].map(_iso))
@@ -504,7 +588,7 @@ def _knob_lines(knobs: Sequence[Knob], width: int) -> list[str]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _open_store(args.store)
+    store = _open_store(args.store, create=False)
     missing = [run_id for run_id in args.runs if store.get_run(run_id) is None]
     if missing:
         raise UsageError(f"no run {', '.join(map(str, missing))} in {store.path}")
@@ -529,17 +613,43 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def _open_store(path: str | None) -> Store:
+def _open_store(path: str | None, *, create: bool = True) -> Store:
+    """The run store; with ``create=False`` (a command that only reads) a missing one is an error
+    rather than a new empty database and its folders."""
     try:
-        return Store(path)
+        return Store(path, create=create)
+    except StoreError as error:
+        raise UsageError(str(error).rstrip(".")) from None
     except (OSError, sqlite3.Error) as error:  # an unwritable folder, a file that is not a store
         raise UsageError(f"cannot open the run store {path or '(default)'}: {error}") from None
 
 
+# --- serve ------------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Check every MTL_* setting, then replace this process with ``streamlit run app.py`` (the
+    server then owns the pid and its signals, as if started directly)."""
+    found = settings.problems()
+    if found:
+        extra = f" ({len(found) - 1} more setting{'s' * (len(found) > 2)} to fix)" if len(found) > 1 else ""
+        raise UsageError(found[0].rstrip(".") + extra)
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    if not app.is_file():
+        raise UsageError(f"no app at {app}: serve runs from a checkout of MTL Playground")
+    argv = [sys.executable, "-m", "streamlit", "run", str(app), *args.streamlit_args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(app.parent)  # its .streamlit/config.toml (upload size, file watcher) is read from here
+    os.execv(sys.executable, argv)
+    return 0  # not reached: execv does not return
+
+
 def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write null."""
+    """JSON has no NaN or infinity: write null (at any depth: rows hold lists and dicts)."""
     if isinstance(value, dict):
         return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if hasattr(value, "item"):

@@ -10,7 +10,15 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.methods import METHODS
@@ -19,7 +27,14 @@ from mtl_core.suites import SUITES
 
 # Parameter groups in a URL query are flattened as "<group>.<knob>", e.g. "method.alpha=1.5".
 _PARAM_GROUPS = {"suite_params": "suite", "arch_params": "arch", "method_params": "method"}
-_MAX_CONFIG_BYTES = 64 * 1024
+MAX_CONFIG_BYTES = 64 * 1024  # a config is ~1 KiB; a file this large is not one
+MAX_CONFIG_DEPTH = 8  # a config nests two levels; deeper input is refused before json.loads recurses
+# The numeric settings: a JSON file or a mapping must give them as numbers, and the whole-number
+# ones as integers (pydantic's lax mode would read true as 1 and 3.0 as 3); only a URL query,
+# which is all text, may spell them as strings (``from_query`` says so).
+_INT_FIELDS = ("batch_size", "steps", "eval_every", "probe_every", "snapshot_every", "affinity_every", "seed")
+_FLOAT_FIELDS = ("lr",)
+_FROM_TEXT = "from_text"  # validation context key: the values are a URL's text
 
 
 class ConfigError(ValueError):
@@ -56,6 +71,19 @@ class RunConfig(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
 
+    @field_validator(*_INT_FIELDS, *_FLOAT_FIELDS, mode="before")
+    @classmethod
+    def _strict_number(cls, value: Any, info: ValidationInfo) -> Any:
+        whole = info.field_name in _INT_FIELDS
+        kind = "a whole number" if whole else "a number"
+        if isinstance(value, bool):
+            raise ValueError(f"must be {kind}, not true or false")
+        if isinstance(value, str) and not (info.context or {}).get(_FROM_TEXT):
+            raise ValueError(f"must be {kind}, not text")
+        if whole and isinstance(value, float):
+            raise ValueError("must be a whole number, written without a decimal point")
+        return value
+
     @field_validator("tasks", mode="before")
     @classmethod
     def _split_tasks(cls, value: Any) -> Any:
@@ -90,12 +118,16 @@ class RunConfig(BaseModel):
     # --- construction with readable errors ---------------------------------------------------
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> RunConfig:
-        """Validate a mapping; raise ConfigError with one readable sentence per problem."""
+    def parse(cls, data: Mapping[str, Any], *, from_text: bool = False) -> RunConfig:
+        """Validate a mapping; raise ConfigError with one readable sentence per problem.
+
+        Numbers must be numbers (not booleans, and whole numbers not floats) unless ``from_text``:
+        the values are the text of a URL query, where "400" is how a number is written.
+        """
         if not isinstance(data, Mapping):
             raise ConfigError([f"a configuration must be a JSON object (got {type(data).__name__})"])
         try:
-            return cls.model_validate(dict(data))
+            return cls.model_validate(dict(data), context={_FROM_TEXT: from_text})
         except ValidationError as error:
             raise ConfigError(_readable(error)) from None
 
@@ -104,11 +136,18 @@ class RunConfig(BaseModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunConfig:
-        if len(text) > _MAX_CONFIG_BYTES:
-            raise ConfigError([f"the configuration file is larger than {_MAX_CONFIG_BYTES // 1024} KiB"])
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError([f"the configuration file is larger than {MAX_CONFIG_BYTES // 1024} KiB"])
+        try:
+            text = text.decode("utf-8") if isinstance(text, bytes) else text
+        except UnicodeDecodeError:
+            raise ConfigError(["the configuration is not text (UTF-8): give a config JSON file"]) from None
+        if json_nesting(text) > MAX_CONFIG_DEPTH:
+            raise ConfigError([f"the configuration nests more than {MAX_CONFIG_DEPTH} levels deep; "
+                               "a configuration is a flat JSON object"])
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except (ValueError, RecursionError) as error:
             raise ConfigError([f"not valid JSON ({error})"]) from None
         return cls.parse(data)
 
@@ -142,7 +181,30 @@ class RunConfig(BaseModel):
                 data.setdefault(groups[prefix], {})[knob] = text
             elif key in fields:
                 data[key] = text
-        return cls.parse(data)
+        return cls.parse(data, from_text=True)
+
+
+def json_nesting(text: str) -> int:
+    """The deepest bracket nesting outside strings: how deep json.loads would recurse, found
+    without recursing (a file of 100,000 "[" raised RecursionError)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _params(entry: Any, params: Mapping[str, Any], field: str) -> dict[str, KnobValue]:

@@ -96,6 +96,9 @@ def sharing_panel(matrices: pd.DataFrame, step: int, *, caption: str | None = No
     for row in range(0, len(names), 2):
         for column, name in zip(st.columns(2), names[row: row + 2], strict=False):
             draw(column, sharing_viz.snapshot_heatmap(snapshots[name], name))
+            caption = sharing_viz.snapshot_meaning(name)[2]
+            if caption:
+                column.caption(caption)
     return True
 
 

@@ -10,6 +10,10 @@ import streamlit as st
 from mtl_core.config import ConfigError, RunConfig
 from mtl_core.runs.share import MAX_UPLOAD_BYTES, cli_line, config_from_upload
 
+# Megabytes, Streamlit's unit (also server.maxUploadSize in .streamlit/config.toml): the browser
+# refuses a larger file before sending it, and the server refuses what a client sends anyway.
+UPLOAD_LIMIT_MB = 1
+
 
 def share_panel(config: RunConfig, *, key: str, on_upload: Callable[[RunConfig], None],
                 command: str | None = None, file_name: str = "mtl-config.json") -> None:
@@ -25,6 +29,7 @@ def share_panel(config: RunConfig, *, key: str, on_upload: Callable[[RunConfig],
                            width="stretch", help="The configuration as JSON: upload it here later, "
                            "or run it with `python -m mtl_core run --config FILE`.")
         uploaded = st.file_uploader("Upload a config JSON", type=["json"], key=f"{key}.upload",
+                                    max_upload_size=UPLOAD_LIMIT_MB,
                                     help="A file downloaded from here or from the Runs page; it "
                                     "replaces the set-up. It is checked before anything uses it.")
         if uploaded is not None and st.session_state.get(f"{key}.applied") != uploaded.file_id:

@@ -17,6 +17,7 @@ from mtl_core.config import ConfigError, RunConfig
 from mtl_core.figures import compare as compare_viz
 from mtl_core.methods import METHODS
 from mtl_core.runs import sweep
+from mtl_core.runs.owners import OwnershipError
 from mtl_core.runs.baselines import BASELINE_KEY_TEXT, missing_baselines
 from mtl_core.runs.share import sweep_line
 from mtl_core.runs.store import LIVE, MAX_RUN_ID, Store
@@ -25,6 +26,7 @@ from pages import _url as url
 from pages._charts import draw, draw_plotly
 from pages._conflicts import conflict_section
 from pages._entry import through_app
+from pages._identity import current_actor
 from pages._polling import POLL_S
 from pages._resources import job_manager, run_store
 from pages._share import share_panel
@@ -195,6 +197,25 @@ def one_setup(summaries: pd.DataFrame) -> pd.DataFrame:
     return summaries[labels == main].reset_index(drop=True)
 
 
+def stop_grid(run_ids: list[int]) -> str | None:
+    """Stop the live runs of a comparison that this browser may manage; a sentence saying how
+    many it left alone and why, or None when it stopped them all. A comparison link may hold
+    anyone's runs (a shared grid, a terminal's sweep): those are watched, not stopped."""
+    stopped = left = 0
+    for run_id in run_ids:
+        try:
+            job_manager().stop(run_id, by=current_actor())
+            stopped += 1
+        except OwnershipError:
+            left += 1
+    if not left:
+        return None
+    them, belongs = ("them", "they belong") if left != 1 else ("it", "it belongs")
+    done = f"Stopped {stopped} run{'s' * (stopped != 1)}" if stopped else "Stopped nothing"
+    return (f"{done} and left {left} run{'s' * (left != 1)} alone: {belongs} to someone else, and "
+            f"only the person who started {them} (or the lecturer) can stop {them}.")
+
+
 def comparison(store: Store, run_ids: list[int]) -> None:
     summaries = sweep.run_summaries(store, run_ids)
     if summaries.empty:
@@ -240,11 +261,14 @@ def comparison(store: Store, run_ids: list[int]) -> None:
         width="stretch", help="Every recorded number of the compared runs, in long (tidy) format: "
         "run_id, run_name, step, split, task, metric, value.")
     if live and actions[1].button("Stop the grid", key=f"{PREFIX}stop", width="stretch",
-                                  help="Stop every queued or running run of this comparison; what "
-                                       "they recorded is kept."):
-        for run_id in summaries[summaries["status"].isin(LIVE)]["run_id"]:
-            job_manager().stop(int(run_id))
+                                  help="Stop every queued or running run of this comparison that "
+                                       "you started; what they recorded is kept."):
+        note = stop_grid([int(r) for r in summaries[summaries["status"].isin(LIVE)]["run_id"]])
+        if note:
+            st.session_state[f"{PREFIX}stop_note"] = note  # shown after the rerun below
         st.rerun()
+    if note := st.session_state.pop(f"{PREFIX}stop_note", None):
+        st.info(note, icon=":material/lock:")
     progress_and_results()
     if not live:
         final = sweep.with_delta_m(summaries, sweep.baseline_metrics(store, summaries))
@@ -324,7 +348,7 @@ def pareto(summaries: pd.DataFrame, suite, tasks: list[str]) -> None:
         f"{r} ({compare_viz.run_label(m, a)}, seed {s})" for r, m, a, s in
         zip(front["run_id"], front["method"], front["arch"], front["seed"], strict=True)))
     right.caption("A run is non-dominated when no other run is at least as good on both tasks and "
-                  "better on one; they are ringed in black and joined by the dotted front.")
+                  "better on one; they are ringed in grey and joined by the dotted front.")
 
 
 # --- the page ----------------------------------------------------------------------------------------

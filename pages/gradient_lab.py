@@ -1,7 +1,8 @@
 """Gradient lab: gradient conflict on the CAGrad paper's two-objective toy, and an explorer of what
 each gradient method makes of hand-set task gradients. Every trajectory and arrow comes from the
-registered aggregators (the trainer's code); the numbers live in mtl_core.lab.toy / mtl_core.lab.explorer
-and the figures in mtl_core.figures.lab.
+registered aggregators (the trainer's code); the numbers live in mtl_core.lab.problem / toy / explorer
+and the figures in mtl_core.figures.lab. A simulation over the server's budget
+(``$MTL_MAX_LAB_SECONDS``) is refused before it starts, and one under way stops when its page goes.
 
 The URL carries the toy's set-up (``methods``, ``steps``, ``starts`` as ``x1,x2;x1,x2``), so a link
 reproduces what a person saw.
@@ -9,12 +10,15 @@ reproduces what a person saw.
 
 from __future__ import annotations
 
+import collections
+import threading
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from mtl_core.figures import lab as lab_viz
-from mtl_core.lab import explorer, toy
+from mtl_core.lab import explorer, problem, toy
 from pages import _url as url
 from pages._charts import draw, draw_plotly
 from pages._entry import through_app
@@ -28,17 +32,44 @@ MAX_EXTRA_STARTS = 6
 PLOT_KEY = "lab.toy_plot"
 STARTS_KEY = "lab.extra_starts"
 CLICKED_KEY = "lab.clicked"
+MAX_CACHED = 16  # simulations kept for everyone: coming back to a set-up is instant
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False)
+def finished_simulations() -> tuple[collections.OrderedDict, threading.Lock]:
+    """The last ``MAX_CACHED`` simulations, shared by every session (as st.cache_data would, but
+    filled only when a simulation ends: one stopped half-way is not kept)."""
+    return collections.OrderedDict(), threading.Lock()
+
+
 def simulate(methods: tuple[str, ...], starts: tuple[tuple[float, float], ...], steps: int, lr: float,
              optimizer: str) -> pd.DataFrame:
-    return toy.simulate(methods, starts, steps=steps, lr=lr, optimizer=optimizer, every=max(1, steps // 1000))
+    """The trajectories, from the cache or computed in blocks under a progress bar. Each block ends
+    with the bar's update, a Streamlit call: when the tab has closed or the person changed a
+    setting, Streamlit has asked the script to stop and that call raises, so the work stops within
+    a block (~0.1 s) instead of running on for nobody."""
+    key = (methods, starts, steps, lr, optimizer)
+    cache, lock = finished_simulations()
+    with lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    label = (f"Simulating {len(methods) * len(starts)} trajectories x {steps:,} steps (the first simulation "
+             "after the server starts also compiles the toy: a few seconds)...")
+    bar = st.progress(0.0, text=label)
+    trajectories = toy.simulate(methods, starts, steps=steps, lr=lr, optimizer=optimizer,
+                                every=max(1, steps // 1000), after_block=lambda done: bar.progress(done, text=label))
+    bar.empty()
+    with lock:
+        cache[key] = trajectories
+        while len(cache) > MAX_CACHED:
+            cache.popitem(last=False)
+    return trajectories
 
 
 @st.cache_data(show_spinner=False)
 def loss_grid() -> pd.DataFrame:
-    return toy.loss_grid(121)
+    return problem.loss_grid(121)
 
 
 def parse_starts(text: str) -> tuple[list[tuple[float, float]], str | None]:
@@ -52,14 +83,14 @@ def parse_starts(text: str) -> tuple[list[tuple[float, float]], str | None]:
         except ValueError:
             bad.append(part)
             continue
-        if not (toy.BOUNDS[0] <= x1 <= toy.BOUNDS[1] and toy.BOUNDS[0] <= x2 <= toy.BOUNDS[1]):
+        if not (problem.BOUNDS[0] <= x1 <= problem.BOUNDS[1] and problem.BOUNDS[0] <= x2 <= problem.BOUNDS[1]):
             bad.append(part)
             continue
         points.append((x1, x2))
     message = None
     if bad:
         message = (f"Skipped {', '.join(repr(b) for b in bad)}: write each point as two numbers between "
-                   f"{toy.BOUNDS[0]:g} and {toy.BOUNDS[1]:g}, e.g. `0, 5; -3, 2`.")
+                   f"{problem.BOUNDS[0]:g} and {problem.BOUNDS[1]:g}, e.g. `0, 5; -3, 2`.")
     if len(points) > MAX_EXTRA_STARTS:
         message = f"At most {MAX_EXTRA_STARTS} extra start points; the first {MAX_EXTRA_STARTS} are used."
         points = points[:MAX_EXTRA_STARTS]
@@ -135,10 +166,13 @@ def toy_section() -> None:
     if not methods:
         st.info("Pick at least one method to simulate.")
         return
-    starts = tuple(toy.STARTS) + tuple(extra)
-    with st.spinner(f"Simulating {len(methods) * len(starts)} trajectories x {steps:,} steps (the first "
-                    "simulation after the server starts also compiles the toy: a few seconds)..."):
-        trajectories = simulate(tuple(methods), starts, int(steps), float(lr), optimizer)
+    starts = tuple(problem.STARTS) + tuple(extra)
+    try:  # before any work: a link may ask for half an hour of a shared core
+        toy.check_budget(methods, len(starts), int(steps), step_choices=STEP_CHOICES)
+    except toy.LabBudgetError as error:
+        st.error(str(error))
+        return
+    trajectories = simulate(tuple(methods), starts, int(steps), float(lr), optimizer)
     left, right = st.columns([3, 2])
     figure = lab_viz.trajectory_animation(trajectories, loss_grid(), starts, surface=surface)
     lab_viz.add_click_targets(figure)
@@ -167,7 +201,7 @@ def findings(trajectories: pd.DataFrame, starts: tuple[tuple[float, float], ...]
     })
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[2:]})
-    ew = ends[(ends["method"] == "ew") & (ends["start"] < len(toy.STARTS))]
+    ew = ends[(ends["method"] == "ew") & (ends["start"] < len(problem.STARTS))]
     stalled = ew[ew["to_pareto_set"] > 1.0]
     if len(ew) and steps == toy.PAPER_STEPS:
         where = ", ".join(lab_viz.start_label(s, starts) for s in stalled["start"]) or "none of the paper's starts"

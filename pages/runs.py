@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from mtl_core.runs.store import TERMINAL, RunInfo, Store
+from mtl_core.runs.owners import REFUSAL, may_manage
+from mtl_core.runs.store import MAX_NAME_CHARS, TERMINAL, RunInfo, Store
 from pages._entry import through_app
+from pages._identity import current_actor
 from pages._resources import run_store
 from pages._submit import submit_run
 
@@ -87,7 +89,8 @@ def run_actions(store: Store, info: RunInfo) -> None:
         if new_id is not None:
             # "<name>, re-run #<new id>": one id, at the end, where a default name has it (a
             # "(re-run)" suffix gave "... #2 (re-run) (run 15)" on Train).
-            store.rename(new_id, f"{info.name.removesuffix(f' #{info.id}')}, re-run #{new_id}")
+            suffix = f", re-run #{new_id}"
+            store.rename(new_id, info.name.removesuffix(f" #{info.id}")[:MAX_NAME_CHARS - len(suffix)] + suffix)
             open_on_train(info, new_id)
     csv_col.download_button("Export CSV", lambda: store.export_csv([run_id]), width="stretch",
                             file_name=f"run-{run_id}.csv", mime="text/csv", on_click="ignore",
@@ -99,20 +102,39 @@ def run_actions(store: Store, info: RunInfo) -> None:
     st.caption("Re-run it from a terminal with the downloaded config:")
     st.code(f"python -m mtl_core run --config run-{run_id}.json", language="bash")
 
+    # Anyone may open, export and re-run any run; only its owner (or the lecturer) renames or
+    # deletes it. The buttons are disabled for others, and each action checks again: a client
+    # can press a disabled button (the server is not told it was disabled).
+    yours = may_manage(current_actor(), info.owner)
+    if not yours:
+        st.caption(REFUSAL)
     with st.form("runs.rename_form", border=False):
         name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-        name = name_col.text_input("Name", value=info.name, key=f"runs.name.{run_id}",
-                                   help="A name to find the run by; it changes nothing else.")
-        if button_col.form_submit_button("Rename", width="stretch",
-                                         help="Save the new name (the run's records stay as they are).") and name.strip():
-            store.rename(run_id, name.strip())
-            st.rerun()
+        name = name_col.text_input("Name", value=info.name, key=f"runs.name.{run_id}", disabled=not yours,
+                                   max_chars=MAX_NAME_CHARS,
+                                   help="A name to find the run by; it changes nothing else." if yours else REFUSAL)
+        if button_col.form_submit_button("Rename", width="stretch", disabled=not yours,
+                                         help="Save the new name (the run's records stay as they are)."
+                                         if yours else REFUSAL) and name.strip():
+            if not may_manage(current_actor(), info.owner):
+                st.error(REFUSAL, icon=":material/lock:")
+            else:
+                try:  # max_chars is the browser's; a client can send a longer name anyway
+                    store.rename(run_id, name.strip())
+                except ValueError as error:
+                    st.error(str(error), icon=":material/error:")
+                else:
+                    st.rerun()
 
     if st.session_state.get("runs.confirm_delete") != run_id:
-        if st.button("Delete…", key="runs.delete", disabled=info.status not in TERMINAL,
-                     help="Remove the run and all its records (a live run must be stopped first)."):
+        if st.button("Delete…", key="runs.delete", disabled=info.status not in TERMINAL or not yours,
+                     help="Remove the run and all its records (a live run must be stopped first)."
+                     if yours else REFUSAL):
             st.session_state["runs.confirm_delete"] = run_id
             st.rerun()
+    elif not yours:
+        st.session_state.pop("runs.confirm_delete", None)
+        st.error(REFUSAL, icon=":material/lock:")
     else:
         st.warning(f"Delete run {run_id} ({info.name}) and all its records? This cannot be undone.")
         yes, no = st.columns(2)
@@ -126,6 +148,13 @@ def run_actions(store: Store, info: RunInfo) -> None:
         if no.button("Cancel", key="runs.delete_no", width="stretch", help="Keep the run."):
             st.session_state.pop("runs.confirm_delete", None)
             st.rerun()
+
+
+def own_newest_run(store: Store, ids: list[int]) -> int | None:
+    """The newest of ``ids`` that this browser started, or None."""
+    owner = current_actor().owner
+    mine = {info.id for info in store.run_infos() if owner is not None and info.owner == owner}
+    return max((run_id for run_id in ids if run_id in mine), default=None)
 
 
 store = run_store()
@@ -147,14 +176,17 @@ if runs.empty:
 
 ids = runs["id"].astype(int).tolist()
 if st.session_state.get(SELECTED) not in ids:
-    st.session_state[SELECTED] = ids[0]
+    # Your own newest run, or none: the newest run of the whole class is someone else's.
+    st.session_state[SELECTED] = own_newest_run(store, ids)
 names = dict(zip(ids, runs["name"], strict=True))
 statuses = dict(zip(ids, runs["status"], strict=True))
 st.subheader("Selected run", anchor=False)
 selected = st.selectbox("Run", ids, key=SELECTED, help="Pick a run (or click its row in the table).",
                         format_func=lambda i: f"{i} · {names[i]} · {statuses[i]}")
-info = store.get_run(selected)
-if info is None:
+info = store.get_run(selected) if selected is not None else None
+if selected is None:
+    st.info("Pick a run above (or click its row in the table) to open, export, rename or delete it.")
+elif info is None:
     st.warning(f"Run {selected} was just deleted.")
 else:
     run_actions(store, info)

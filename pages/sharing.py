@@ -13,7 +13,7 @@ from mtl_core.figures import sharing as sharing_viz
 from mtl_core.runs.store import Store
 from mtl_core.runs.view import RunView
 from mtl_core.suites import SUITES
-from pages._charts import draw, sharing_panel
+from pages._charts import draw
 from pages._entry import through_app
 from pages._resources import run_store
 from pages._widgets import entry_select
@@ -37,7 +37,8 @@ def architecture_view(config: RunConfig) -> None:
     if arch.extra.get("simplified"):
         st.info(f"**Simplified here:** {arch.extra['simplified']}", icon=":material/info:")
     drawing = structure(arch_key, config.tasks, input_kind=suite.input_kind)
-    draw(st, sharing_viz.diagram_chart(drawing, viz.task_colors(suite)))
+    # At its own size: the diagram is laid out in pixels so no edge runs through a label.
+    draw(st, sharing_viz.diagram_chart(drawing, viz.task_colors(suite)), stretch=False)
     st.caption(f"For {suite.name}, tasks {', '.join(config.tasks)}. Grey blocks are built for all "
                "tasks; a coloured block or edge belongs to that task. Dashed: a penalty between "
                "columns, a gate reading the input, or a block a task may skip.")
@@ -107,9 +108,21 @@ def learned_view(store: Store) -> None:
             at = steps.index(st.session_state[key])
             st.session_state[key] = steps[(at + 1) % len(steps)]
         step = slider.select_slider("Step", steps, key=key, help="The training step of the snapshot shown.")
-        sharing_panel(snapshots, step, caption=f"Step {step:,} of {steps[-1]:,}.")
+        learned_panel(snapshots, step, caption=f"Step {step:,} of {steps[-1]:,}.")
 
     frames()
+
+
+def learned_panel(matrices: pd.DataFrame, step: int, *, caption: str) -> None:
+    """The run's sharing matrices at ``step``, two per row, each with a line saying what a cell
+    means (pages._charts.sharing_panel draws them bare, for the Train page)."""
+    snapshots = sharing_viz.snapshot_at(matrices, step)
+    st.caption(caption)
+    names = list(snapshots)
+    for row in range(0, len(names), 2):
+        for column, name in zip(st.columns(2), names[row: row + 2], strict=False):
+            draw(column, sharing_viz.snapshot_heatmap(snapshots[name], name))
+            column.caption(sharing_viz.snapshot_meaning(name)[2])
 
 
 # --- the page -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from mtl_core.methods import METHODS
 from mtl_core.runs.baselines import BASELINE_KEY_TEXT
 from mtl_core.runs.jobs import QueuePlace
 from mtl_core.runs.notes import Note, RunSummary, run_notes, run_summary
+from mtl_core.runs.owners import REFUSAL, OwnershipError, may_manage
 from mtl_core.runs.store import TERMINAL, RunInfo, Store
 from mtl_core.runs.view import RunView
 from mtl_core.suites import SUITES
@@ -28,6 +29,7 @@ from pages._charts import draw, sharing_panel
 from pages._conflicts import conflict_section
 from pages._data import data_panel
 from pages._entry import through_app
+from pages._identity import current_actor
 from pages._polling import DIAGNOSTICS_POLL_S, POLL_S, QUEUED_POLL_S
 from pages._resources import job_manager, run_store
 from pages._share import share_panel
@@ -443,9 +445,18 @@ with actions:
             run_id = st.session_state.run_id = new_id
             st.session_state.pop("pause_live", None)  # a new run starts live
     shown = store.get_run(run_id) if run_id is not None else None
-    if stop_col.button("Stop", width="stretch", disabled=shown is None or shown.status in TERMINAL,
-                       help="Stop the shown run after its current step; its records are kept."):
-        job_manager().stop(run_id)
+    live = shown is not None and shown.status not in TERMINAL
+    # A shared link shows anyone's run; only its owner (or the lecturer) may stop it.
+    yours = shown is None or may_manage(current_actor(), shown.owner)
+    if stop_col.button("Stop", width="stretch", disabled=not live or not yours,
+                       help="Stop the shown run after its current step; its records are kept."
+                       if yours else REFUSAL):
+        try:
+            job_manager().stop(run_id, by=current_actor())
+        except OwnershipError as refusal:  # the lecturer locked meanwhile, in another tab
+            st.error(str(refusal), icon=":material/lock:")
+    if live and not yours:
+        st.caption(REFUSAL)
     if problems:
         st.error("This configuration cannot run:\n" + "\n".join(f"- {p}" for p in problems),
                  icon=":material/error:")

@@ -19,6 +19,14 @@ def mtl_store(tmp_path, monkeypatch):
     st.cache_resource.clear()
 
 
+@pytest.fixture
+def store_path(tmp_path, monkeypatch):
+    """A run store path for a command-line test (via $MTL_STORE); nothing is created yet."""
+    path = tmp_path / "mtl.db"
+    monkeypatch.setenv("MTL_STORE", str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app served (``streamlit run app.py``) on a free port with its own store, for a browser

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from mtl_core.figures import lab as lab_viz
-from mtl_core.lab import toy
+from mtl_core.lab import problem, toy
 
 APP = "../app.py"
 
@@ -30,29 +30,29 @@ def plotly_figures(at: AppTest) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def small_run():
-    return toy.simulate(["ew", "mgda", "cagrad"], toy.STARTS, steps=3000, lr=0.01, every=30)
+    return toy.simulate(["ew", "mgda", "cagrad"], problem.STARTS, steps=3000, lr=0.01, every=30)
 
 
 def test_animation_has_contours_pareto_set_starts_and_one_frame_per_step(small_run):
-    figure = lab_viz.trajectory_animation(small_run, toy.loss_grid(41), toy.STARTS, surface="f1", frames=10)
+    figure = lab_viz.trajectory_animation(small_run, problem.loss_grid(41), problem.STARTS, surface="f1", frames=10)
     names = [trace.name for trace in figure.data]
     assert names[:4] == ["f1", "Pareto set", "minimum of the mean", "start points"]
     # The contours are also a picture under the axes (one layout image spanning the window):
     # plotly.js drops a contour trace while an animation plays.
     (image,) = figure.layout.images
     assert (image.x, image.y, image.sizex, image.sizey, image.layer) == (-11, 11, 22, 22, "below")
-    picture = lab_viz.contour_image(*(toy.loss_grid(n).pivot(index="x2", columns="x1", values="f1").to_numpy()
+    picture = lab_viz.contour_image(*(problem.loss_grid(n).pivot(index="x2", columns="x1", values="f1").to_numpy()
                                       for n in (81, 41)))
     pixels = np.asarray(picture.convert("L"), dtype=float)
     # Dark where f1 is low: its valley x1 = 7 in the lower half, picture rows run from x2 = 11 down.
     assert pixels[70, 66] < pixels[70, 14]
     assert names[4:7] == ["EW (descent on f1 + f2)", "MGDA", "CAGrad"]  # paths, then the heads
-    assert list(figure.data[1].y) == [toy.PARETO_X2] * 2 and list(figure.data[1].x) == [-7.0, 7.0]
-    assert [tuple(p) for p in zip(figure.data[3].x, figure.data[3].y, strict=True)] == list(toy.STARTS)
+    assert list(figure.data[1].y) == [problem.PARETO_X2] * 2 and list(figure.data[1].x) == [-7.0, 7.0]
+    assert [tuple(p) for p in zip(figure.data[3].x, figure.data[3].y, strict=True)] == list(problem.STARTS)
     assert len(figure.frames) == 10 and figure.frames[-1].name == "3000" and figure.frames[0].name == "0"
     assert list(figure.frames[0].traces) == list(range(4, 10))
     # Frame 0: every head at its start; the last frame's heads are the trajectories' ends.
-    assert sorted(zip(figure.frames[0].data[3].x, figure.frames[0].data[3].y, strict=True)) == sorted(toy.STARTS)
+    assert sorted(zip(figure.frames[0].data[3].x, figure.frames[0].data[3].y, strict=True)) == sorted(problem.STARTS)
     ends = toy.final_points(small_run).set_index(["method", "start"])
     np.testing.assert_allclose(figure.frames[-1].data[5].x, ends.loc["cagrad", "x1"].to_numpy())
     buttons = figure.layout.updatemenus[0].buttons
@@ -60,7 +60,7 @@ def test_animation_has_contours_pareto_set_starts_and_one_frame_per_step(small_r
     assert len(figure.layout.sliders[0].steps) == 10
     assert figure.layout.xaxis.title.text.startswith("x1") and figure.layout.yaxis.title.text.startswith("x2")
     with pytest.raises(ValueError, match="surface"):
-        lab_viz.trajectory_animation(small_run, toy.loss_grid(11), toy.STARTS, surface="max")
+        lab_viz.trajectory_animation(small_run, problem.loss_grid(11), problem.STARTS, surface="max")
 
 
 def test_losses_chart_has_the_three_losses_per_method_and_start(small_run):
@@ -69,7 +69,7 @@ def test_losses_chart_has_the_three_losses_per_method_and_start(small_run):
     row = small_run.iloc[5]
     mean = long[(long.method == row.method) & (long.start == row.start) & (long.step == row.step) & (long.loss == "mean")]
     assert mean["value"].item() == pytest.approx((row.f1 + row.f2) / 2)
-    spec = lab_viz.trajectory_losses_chart(small_run, toy.STARTS).to_dict()
+    spec = lab_viz.trajectory_losses_chart(small_run, problem.STARTS).to_dict()
     assert spec["spec"]["encoding"]["x"]["title"] == "Adam step"
     assert spec["spec"]["encoding"]["color"]["scale"]["domain"] == ["EW (descent on f1 + f2)", "MGDA", "CAGrad"]
     from mtl_core.figures.run import method_colors

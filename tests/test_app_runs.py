@@ -18,9 +18,12 @@ TINY_RUN = {"suite": "synthetic", "suite_params": {"train_size": 1000}, "steps":
             "eval_every": 10, "probe_every": 5, "batch_size": 64, "device": "cpu"}
 
 
+OWNER = "tester"  # the identity of the test's session: the runs are its own to rename and delete
+
+
 def finished_run(store: Store, config: RunConfig, name: str) -> int:
     """A run as a worker would leave it, written straight to the store (no training)."""
-    run_id = store.create_run(config, status="running", name=name)
+    run_id = store.create_run(config, status="running", name=name, owner=OWNER)
     records = [StepRecord(step=step, time_s=step / 100, loss={t: 1 / step for t in config.tasks},
                           weight={t: 1.0 for t in config.tasks},
                           val={t: {"loss": 1 / step, "mse": 2 / step} for t in config.tasks}
@@ -41,6 +44,7 @@ def two_runs(mtl_store):
 
 def runs_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["identity.owner"] = OWNER  # as a cookie would have said (pages/_identity.py)
     at.switch_page("pages/runs.py").run()  # straight to Runs: the Train page would start workers
     assert not at.exception
     return at

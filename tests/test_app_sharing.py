@@ -46,7 +46,7 @@ def test_every_architecture_is_drawn_with_its_blocks(mtl_store):
         assert not at.exception, arch.key
         diagram = chart_specs(at)[0]
         marks = [layer["mark"]["type"] for layer in diagram["layer"]]
-        assert marks == ["rule", "point", "text"], arch.key
+        assert marks == ["line", "rect", "text"], arch.key
         assert any(arch.summary in c.value for c in at.caption), arch.key
         if arch.extra.get("simplified"):
             assert any(arch.extra["simplified"] in i.value for i in at.info), arch.key
@@ -73,6 +73,8 @@ def test_an_mmoe_runs_gates_replay_step_by_step(mtl_store):
     assert slider.value == 30 and list(slider.options) == ["1", "10", "20", "30"]
     titles = [spec.get("title") for spec in chart_specs(at)]
     assert "MMoE gate" in titles and "MMoE expert load" in titles
+    # each heatmap says what a cell means
+    assert any("each row sums to 1" in c.value for c in at.caption)
     slider.set_value(1).run()
     assert not at.exception
     assert any("Step 1 of 30" in c.value for c in at.caption)

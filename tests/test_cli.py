@@ -25,13 +25,6 @@ TINY = ["--suite", "synthetic", "--param", "suite.train_size=2000", "--steps", "
         "--probe-every", "5"]
 
 
-@pytest.fixture
-def store_path(tmp_path, monkeypatch):
-    path = tmp_path / "mtl.db"
-    monkeypatch.setenv("MTL_STORE", str(path))
-    return path
-
-
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -125,8 +118,9 @@ def test_list_and_export(store_path, tmp_path, capsys):
     (["run", "--param", "correlation=0.9"], "--param must look like group.knob=value"),
     (["run", "--param", "suite.nothing=1"], "has no setting 'nothing'"),
     (["run", "--steps", "many"], "invalid int value"),
-    (["run", "--threads", "0"], "--threads must be at least 1"),
-    (["export", "99", "--csv"], "no run 99"),
+    (["run", "--threads", "0"], "--threads must be between 1 and"),
+    (["run", "--threads", "100000"], "--threads must be between 1 and"),
+    (["export", "99", "--csv"], "There is no run store at"),  # nothing stored yet: not even a store
     (["export", "1"], "one of the arguments --csv --config is required"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -158,7 +152,7 @@ def test_errors_from_a_real_process_have_no_traceback(tmp_path):
         assert "Traceback" not in done.stderr
 
 
-def test_ctrl_c_stops_the_run_keeps_its_records_and_exits_130(store_path, capsys):
+def test_ctrl_c_interrupts_the_run_keeps_its_records_and_exits_130(store_path, capsys):
     before = signal.getsignal(signal.SIGINT)
 
     def press_ctrl_c() -> None:
@@ -180,7 +174,8 @@ def test_ctrl_c_stops_the_run_keeps_its_records_and_exits_130(store_path, capsys
     assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
     result = json.loads(out)
     info = Store(store_path).get_run(1)
-    assert result["status"] == info.status == "stopped" and info.steps_done == result["steps"] >= 5
+    assert result["status"] == info.status == "interrupted" and info.steps_done == result["steps"] >= 5
+    assert info.message.startswith("interrupted by SIGINT after step")
     assert Store(store_path).scalars(1, metric="loss")["step"].max() == info.steps_done
 
 

@@ -30,7 +30,7 @@ def test_defaults_are_the_demo_and_fill_in_suite_defaults():
         ({"lr": -1}, "lr: must be greater than 0 (got -1)"),
         ({"lr": 0}, "lr: must be greater than 0 (got 0)"),
         ({"steps": 0}, "steps: must be greater than or equal to 1 (got 0)"),
-        ({"steps": "many"}, "steps: must be a valid integer"),
+        ({"steps": "many"}, "steps: must be a whole number, not text (got 'many')"),
         ({"batch_size": 10**9}, "batch_size: must be less than or equal to 8192"),
         ({"optimizer": "rmsprop"}, "optimizer: must be 'adam' or 'sgd'"),
         ({"device": "tpu"}, "device: must be 'auto', 'cpu', 'cuda' or 'mps'"),
@@ -118,3 +118,42 @@ def test_any_garbage_gives_a_config_error_never_another_exception(data):
         RunConfig.parse(data)
     except ConfigError as error:
         assert error.problems and all(isinstance(p, str) and p for p in error.problems)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"steps": True}, "steps: must be a whole number, not true or false"),
+    ({"seed": False}, "seed: must be a whole number, not true or false"),
+    ({"lr": True}, "lr: must be a number, not true or false"),
+    ({"steps": 3.0}, "steps: must be a whole number, written without a decimal point"),
+    ({"batch_size": 64.5}, "batch_size: must be a whole number"),
+    ({"affinity_every": 1e3}, "affinity_every: must be a whole number"),
+    ({"steps": "400"}, "steps: must be a whole number, not text"),
+    ({"lr": "0.1"}, "lr: must be a number, not text"),
+])
+def test_numbers_in_json_must_be_numbers_of_the_right_kind(data, expected):
+    # pydantic's lax mode read {"steps": true} as 1 step and {"steps": 3.0} as 3
+    assert any(expected in problem for problem in problems_of(data)), problems_of(data)
+    with pytest.raises(ConfigError):
+        RunConfig.from_json(json.dumps(data))
+
+
+def test_a_url_spells_numbers_as_text_and_still_parses():
+    config = RunConfig.from_query({"steps": "400", "lr": "0.1", "seed": "3", "affinity_every": "5"})
+    assert (config.steps, config.lr, config.seed, config.affinity_every) == (400, 0.1, 3, 5)
+    assert "steps: must be a valid integer" in "; ".join(_query_problems({"steps": "3.5"}))
+    assert any("steps" in problem for problem in _query_problems({"steps": "true"}))
+
+
+def _query_problems(query) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_query(query)
+    return caught.value.problems
+
+
+def test_a_float_that_is_a_whole_number_is_still_a_float_for_lr():
+    assert RunConfig.parse({"lr": 1}).lr == 1.0 and isinstance(RunConfig.parse({"lr": 1}).lr, float)
+
+
+def test_deep_nesting_is_a_config_error_not_a_recursion_error():
+    with pytest.raises(ConfigError, match="nests more than"):
+        RunConfig.from_json("[" * 30_000 + "]" * 30_000)

@@ -45,14 +45,18 @@ def trained_run(tmp_path_factory):
         st.cache_resource.clear()
         store = Store(path)
         config = RunConfig.parse(RUN)
-        run_id = store.create_run(config, name="consistency run")
+        run_id = store.create_run(config, name="consistency run", owner=OWNER)
         assert execute_run(store, run_id, stop=threading.Event()).status == "done"
         yield path, run_id
         st.cache_resource.clear()
 
 
+OWNER = "tester"  # the identity of every visit: the run is its own, so Runs offers Delete
+
+
 def visit(page: str, query: dict[str, str] | None = None, action=None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["identity.owner"] = OWNER  # as a cookie would have said (pages/_identity.py)
     at.switch_page(page)
     for key, value in (query or {}).items():
         at.query_params[key] = value

@@ -5,7 +5,8 @@ the server's memory stays bounded. The fault cases, under that load: a tab close
 Train leaves its run training, and another session sees it done; Stop stops a running run; the
 per-session cap refuses the extra run in one sentence; a run that raises is ``failed`` and a
 diverging one ``diverged``, each page showing the stored message (no traceback) with every
-recorded step kept, while the other runs go on.
+recorded step kept, while the other runs go on. Hostile sessions beside them (heavy links, a
+reload storm, Stop on others' runs) get refusals, and take nothing from the honest runs.
 
 Speed (the p95 page-update time) is printed, not asserted: benchmarks/load.py measures it.
 """
@@ -42,4 +43,15 @@ def test_thirty_sessions_pressing_train_together_are_all_served(tmp_path):
     failed = {name: seen for name, (ok, seen) in result.faults.items() if not ok}
     assert len(result.faults) == 5 and not failed, failed
     assert result.peak_rss_kib < PEAK_RSS_LIMIT_KIB, result.peak_rss_kib
+    # The hostile sessions beside them: the heavy links refused in a sentence that names a knob,
+    # nothing of theirs queued; a reload storm held to the cap; Stop on others' runs refused (the
+    # honest runs all ended as their people expected: `lost` above).
+    hostile = result.hostile
+    assert hostile is not None and not hostile.errors, hostile
+    assert "would need about" in hostile.heavy["train"][1] and "lower" in hostile.heavy["train"][1]
+    assert "would take about" in hostile.heavy["gradient_lab"][1]
+    assert hostile.heavy_runs == 0
+    assert hostile.storm_reconnects == 8 and 1 <= hostile.storm_most_live <= CAP
+    if hostile.stops_pressed:
+        assert any("belongs to someone else" in text or "left" in text for text in hostile.refusals)
     assert len(result.times) > 3 * SESSIONS  # each session opened, then polled or reloaded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -103,9 +104,9 @@ def test_runs_get_default_names_statuses_and_timestamps(store):
     info = store.get_run(run_id)
     assert info.name == f"ew · hps · multidigits #{run_id}"
     assert info.status == "queued" and info.config == CONFIG and info.started_at is None
-    store.set_status(run_id, "running", device="cpu", pid=123)
+    store.set_status(run_id, "running", device="cpu", pid=os.getpid())  # a live owner: it reads as running
     info = store.get_run(run_id)
-    assert info.status == "running" and info.device == "cpu" and info.pid == 123
+    assert info.status == "running" and info.device == "cpu" and info.pid == os.getpid()
     assert info.started_at >= info.created_at and info.finished_at is None
     store.set_status(run_id, "diverged", message="the loss became nan")
     info = store.get_run(run_id)

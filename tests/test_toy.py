@@ -161,7 +161,7 @@ def test_bad_requests_get_a_message(kwargs, message):
 @pytest.fixture(scope="module")
 def paper_run():
     """The paper's experiment: three starts, four methods, Adam lr 0.001, 100,000 steps."""
-    return toy.final_points(toy.simulate(["ew", "mgda", "pcgrad", "cagrad"], toy.STARTS, steps=toy.PAPER_STEPS,
+    return toy.final_points(toy.simulate(["ew", "mgda", "pcgrad", "cagrad"], problem.STARTS, steps=toy.PAPER_STEPS,
                                          lr=toy.PAPER_LR, every=10_000))
 
 
@@ -177,8 +177,8 @@ def test_paper_result_mgda_and_pcgrad_end_on_the_pareto_set_at_arbitrary_points(
         ends = paper_run[paper_run.method == method]
         # Tolerance: x1 within [-7, 7] (+0.01), x2 within 0.1 of -8.3552 (the start at (-8.5, -5)
         # creeps along the set's end at x1 ~ -7, measured 0.08 away after 100,000 steps).
-        assert ends["x1"].between(toy.PARETO_X1[0] - 0.01, toy.PARETO_X1[1] + 0.01).all(), ends
-        assert ((ends["x2"] - toy.PARETO_X2).abs() < 0.1).all(), ends
+        assert ends["x1"].between(problem.PARETO_X1[0] - 0.01, problem.PARETO_X1[1] + 0.01).all(), ends
+        assert ((ends["x2"] - problem.PARETO_X2).abs() < 0.1).all(), ends
         # "Arbitrary points": not the average's minimum, and different from start to start.
         assert (ends["to_average_minimum"] > 1.0).all() and ends["x1"].max() - ends["x1"].min() > 3.0
 

@@ -93,7 +93,7 @@ def _columns(graph: _Graph, tasks: Sequence[str], layers: int, *, stitched: bool
             inputs[task] = node
         if stitched:
             depth += 1
-            unit = graph.node(f"stitch {j}", f"Cross-stitch {j} (alpha)", "mixing", depth)
+            unit = graph.node(f"stitch {j}", f"Stitch {j} (alpha)", "mixing", depth)  # short: one column of its own
             for task in tasks:
                 graph.edge(inputs[task], unit, "mix", task)
             inputs = {t: unit for t in tasks}

@@ -115,6 +115,13 @@ class Trainer:
             if config.snapshot_every and (step % config.snapshot_every == 0 or step == 1):
                 record.snapshot = self.model.sharing_snapshot() or None
             yield record
+            if record.affinity is not None and not _all_finite(record.affinity):
+                # A lookahead is this step's update taken alone: a non-finite loss there says the
+                # next real step overflows too. End the run now, keeping this step (its affinity
+                # is stored as missing), rather than record non-finite affinities until it does.
+                self._finish("diverged", f"a lookahead step of the task affinity made the loss "
+                                         f"non-finite at step {step}; the {step} steps so far are kept")
+                return
         self._finish("done", self.message)
 
     def _make_weighting(self) -> list[torch.nn.Parameter]:
@@ -329,3 +336,7 @@ def _make_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torc
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr)
     return torch.optim.SGD(params, lr=config.lr)
+
+
+def _all_finite(matrix: list[list[float]]) -> bool:
+    return all(math.isfinite(value) for row in matrix for value in row)

@@ -30,6 +30,7 @@ from mtl_core.engine.metrics import (
     verdict_text,
 )
 from mtl_core.figures import run as viz
+from mtl_core.engine.downsample import POINTS_PER_SERIES, decimate
 from mtl_core.methods import METHODS
 from mtl_core.registry import SuiteInfo
 
@@ -37,7 +38,8 @@ FONT_SIZE = 15  # projector-readable
 BASELINE_LABEL = "STL baselines (one network per task)"
 BASELINE_SERIES = "stl"  # the baselines' key among the methods of a chart
 BASELINE_ARCH = "stl"
-BASELINE_COLOR = "#000000"  # no method's colour: the yardstick every method is measured against
+FRONT_COLOR = "#888888"  # mid-grey: a ring and a dotted line seen on the light and the dark theme
+BASELINE_COLOR = "#A0785A"  # brown: no method's colour, and readable on the light and the dark theme alike
 
 
 def method_label(method: str) -> str:
@@ -75,10 +77,12 @@ def seed_bands(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 def band_chart(bands: pd.DataFrame, *, task: str, y_title: str, x_max: int | None = None,
                y_domain: tuple[float, float] | None = None, height: int = 440) -> alt.Chart | alt.FacetChart:
     """One task's validation metric per method: the mean over seeds as a line, mean +/- one std
-    as a shaded band; the STL baselines as a black line. With several architectures, one chart
+    as a shaded band; the STL baselines as a brown line. With several architectures, one chart
     per architecture, stacked, each with the baselines for reference. ``height`` is the whole
     chart's, legend below included (Streamlit fits the spec into it)."""
-    data = bands[bands["task"] == task].copy()
+    # One band per method and architecture, decimated like every curve (first, min, max and last
+    # mean per bucket of steps): a long grid's validation every step stays a bounded chart.
+    data = decimate(bands[bands["task"] == task], POINTS_PER_SERIES, by=["method", "arch"], y="mean").copy()
     data["series"] = np.where(data["arch"] == BASELINE_ARCH, BASELINE_SERIES, data["method"])
     series = [*dict.fromkeys(m for m in data["series"] if m != BASELINE_SERIES)]
     series += [BASELINE_SERIES] if (data["series"] == BASELINE_SERIES).any() else []
@@ -117,7 +121,7 @@ def band_chart(bands: pd.DataFrame, *, task: str, y_title: str, x_max: int | Non
 
 
 def _series_scales(series: Sequence[str]) -> tuple[alt.Scale, alt.Scale]:
-    """Each method's colour and dash (``viz.method_scales``), the STL baselines in black, solid."""
+    """Each method's colour and dash (``viz.method_scales``), the STL baselines in brown, solid."""
     methods = [m for m in series if m != BASELINE_SERIES]
     colour, dash = viz.method_scales(methods)
     colours = [*colour.range, *([BASELINE_COLOR] if BASELINE_SERIES in series else [])]
@@ -157,7 +161,7 @@ def pareto_figure(points: pd.DataFrame, reference: np.ndarray, volume: float, *,
                   x_task: str, y_task: str, x_title: str, y_title: str,
                   higher_is_better: tuple[bool, bool]) -> go.Figure:
     """Task A against task B, one marker per run in its method's colour (circle: hps, other
-    shapes: other architectures); the non-dominated runs ringed in black and joined by the front's
+    shapes: other architectures); the non-dominated runs ringed in grey and joined by the front's
     staircase; the reference point of the hypervolume as a grey cross."""
     colors = viz.method_colors()
     symbols = ["circle", "diamond", "triangle-up", "cross", "star", "hexagon", "pentagon"]  # square: STL
@@ -167,7 +171,7 @@ def pareto_figure(points: pd.DataFrame, reference: np.ndarray, volume: float, *,
     if len(front):
         xs, ys = _staircase(front[x_task].tolist(), front[y_task].tolist())
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Pareto front",
-                                    line={"color": "#000000", "width": 1.5, "dash": "dot"},
+                                    line={"color": FRONT_COLOR, "width": 1.5, "dash": "dot"},
                                     hoverinfo="skip"))
     for (method, arch), group in points.groupby(["method", "arch"], sort=False):
         baseline = arch == BASELINE_ARCH
@@ -177,8 +181,8 @@ def pareto_figure(points: pd.DataFrame, reference: np.ndarray, volume: float, *,
             name=f"{name} · {arch}" if len(archs) > 1 and not baseline else name,
             marker={"color": BASELINE_COLOR if baseline else colors.get(method, viz.BASELINE_GREY), "size": 14,
                     "symbol": "square" if baseline else symbols[archs.index(arch) % len(symbols)],
-                    "line": {"color": ["#000000" if f else "#ffffff" for f in group["front"]],
-                             "width": [3 if f else 1 for f in group["front"]]}},
+                    "line": {"color": FRONT_COLOR,
+                             "width": [3 if f else 0 for f in group["front"]]}},
             customdata=np.stack([group["run_id"], group["seed"],
                                  np.where(group["front"], "yes", "no")], axis=1),
             hovertemplate=(f"run %{{customdata[0]}} (seed %{{customdata[1]}})<br>{x_title}: %{{x:.4f}}<br>"
@@ -327,7 +331,7 @@ def interval_frame(table: pd.DataFrame, *, measure: str, differences: bool = Fal
 def interval_chart(frame: pd.DataFrame, *, title: str, x_title: str, rule_at: float | None = None,
                    rule_label: str = "") -> alt.LayerChart:
     """One row per method: a point at ``value`` and a bar from ``low`` to ``high``, in the
-    method's colour (the STL baselines black); the x axis zoomed to the data (not from 0), a dashed
+    method's colour (the STL baselines brown); the x axis zoomed to the data (not from 0), a dashed
     vertical rule at ``rule_at`` (0 for differences: an interval across it is within noise; the
     reference's mean for values)."""
     series = list(dict.fromkeys(frame["series"]))

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.engine.conflict import cosine_pairs  # noqa: F401  (the cosine charts' input, for callers)
+from mtl_core.engine.downsample import POINTS_PER_SERIES, decimate
 from mtl_core.methods import METHODS
 from mtl_core.registry import SuiteInfo
 
@@ -41,8 +42,13 @@ _PAIR_DASHES: tuple[list[int], ...] = ([1, 0], [6, 3], [2, 2], [8, 3, 2, 3], [12
 _PAIR_GREYS: tuple[str, ...] = ("#5f5f5f", "#9a9a9a", "#7a7a7a")
 
 STEP_TITLE = "Training step"
-DEFAULT_MAX_POINTS = 400  # per line: more than a chart a few hundred pixels wide can show
+DEFAULT_MAX_POINTS = POINTS_PER_SERIES  # per line: 250 buckets of (first, min, max, last), see downsample.py
 _LOG_FLOOR = 1e-8  # a log axis cannot show 0; losses that reach it are drawn at this floor
+
+# A safety net, not the bound: every chart decimates its series (POINTS_PER_SERIES each), but a
+# chart of many series (15 task pairs x 1,000 points) passes altair's 5,000-row inline limit, which
+# would raise MaxRowsError on the page. The rows a chart holds stay bounded by the decimation.
+alt.data_transformers.disable_max_rows()
 
 
 # --- colours ------------------------------------------------------------------------------------
@@ -114,26 +120,13 @@ def method_scales(methods: Sequence[str]) -> tuple[alt.Scale, alt.Scale]:
 
 def downsample(df: pd.DataFrame, max_points: int = DEFAULT_MAX_POINTS, *,
                by: str | Sequence[str] | None = "task", x: str = "step") -> pd.DataFrame:
-    """At most ``max_points`` rows per line (group of ``by``), evenly spaced in row order, always
-    keeping each line's first and last point so the curve spans the whole run and ends where the
-    run is now. Lines already short enough are returned whole."""
+    """At most ``max_points`` rows per line (group of ``by``): the min/max-preserving decimation of
+    :func:`mtl_core.engine.downsample.decimate` (per bucket of steps its first, min, max and last
+    point), so a spike survives and each line keeps its first and last point (the curve spans the
+    whole run and ends at its final value). Lines already short enough are returned whole."""
     if max_points < 2:
         raise ValueError(f"max_points must be at least 2 (got {max_points})")
-    if df.empty:
-        return df
-    keys = [by] if isinstance(by, str) else list(by or [])
-    keys = [key for key in keys if key in df.columns]
-    ordered = df.sort_values([*keys, x], kind="stable") if x in df.columns else df
-    groups = ordered.groupby(keys, sort=False, dropna=False) if keys else [((), ordered)]
-    parts = []
-    for _, group in groups:
-        n = len(group)
-        if n <= max_points:
-            parts.append(group)
-            continue
-        index = np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
-        parts.append(group.iloc[index])
-    return pd.concat(parts, ignore_index=True)
+    return decimate(df, max_points, by=by, x=x, y="value")
 
 
 def _finite(df: pd.DataFrame, column: str = "value") -> pd.DataFrame:

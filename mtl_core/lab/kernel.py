@@ -51,18 +51,20 @@ _compiled_gradient = numba.njit(task_gradient)
 
 
 @numba.njit
-def _advance(rule, params, x, m, v, positions, row, step, forced, use_forced, lr, adam, every, steps, jacobian):
+def _advance(rule, params, x, m, v, positions, row, step, forced, use_forced, lr, adam, every, steps, jacobian,
+             first, end):
     """Step trajectories ``row``, ``row + 1``, ... (row ``row`` from step ``step``, the others from
-    step 1) to ``steps``, recording every ``every``-th step and the last into ``positions``
-    [K, B, 2]. ``x, m, v`` [B, 2] hold each trajectory's point and Adam moments and are updated in
-    place. Where the rule declines, writes the state so far and that step's Jacobian into
-    ``jacobian`` [4] and returns ``(row, step)``: the caller computes the update and resumes with it
-    as ``forced`` (``use_forced``). Returns ``(-1, 0)`` when every trajectory is done."""
+    step ``first``) to step ``end`` of ``steps``, recording every ``every``-th step and the last
+    into ``positions`` [K, B, 2]. ``x, m, v`` [B, 2] hold each trajectory's point and Adam moments
+    and are updated in place. Where the rule declines, writes the state so far and that step's
+    Jacobian into ``jacobian`` [4] and returns ``(row, step)``: the caller computes the update and
+    resumes with it as ``forced`` (``use_forced``). Returns ``(-1, 0)`` when every trajectory has
+    reached ``end``."""
     beta1, beta2 = _ADAM_BETAS
     last = positions.shape[0] - 1
     for b in range(row, x.shape[0]):
         x1, x2, m1, m2, v1, v2 = x[b, 0], x[b, 1], m[b, 0], m[b, 1], v[b, 0], v[b, 1]
-        for s in range(step if b == row else 1, steps + 1):
+        for s in range(step if b == row else first, end + 1):
             a11, a12 = _compiled_gradient(x1, x2, 1.0)  # task 1: d/dx1, d/dx2
             a21, a22 = _compiled_gradient(x1, x2, -1.0)
             if use_forced and b == row and s == step:
@@ -96,10 +98,15 @@ def _advance(rule, params, x, m, v, positions, row, step, forced, use_forced, lr
 
 
 def trajectories(rule: TwoTaskRule, fallback: Callable[[int, np.ndarray], np.ndarray], starts: np.ndarray,
-                 steps: int, lr: float, adam: bool, every: int) -> np.ndarray:
+                 steps: int, lr: float, adam: bool, every: int, *, block: int | None = None,
+                 after_block: Callable[[int], None] | None = None) -> np.ndarray:
     """Positions [K recorded steps, B starts, 2] of one method from ``starts`` [B, 2]: steps 0,
     ``every``, 2 ``every``, ... and the last. ``fallback(row, jacobian [2, 2])`` gives the update
-    of a step the rule declines."""
+    of a step the rule declines.
+
+    The steps run in blocks of ``block`` (all of them by default); ``after_block(steps_done)`` is
+    called after each, and whatever it raises ends the computation there: that is how a page that
+    went away stops it (Streamlit raises at the next element update of a stopped script)."""
     compiled = compile_rule(rule.function)
     params = np.asarray(rule.params, dtype=np.float64)
     x = np.array(starts, dtype=np.float64)
@@ -107,11 +114,17 @@ def trajectories(rule: TwoTaskRule, fallback: Callable[[int, np.ndarray], np.nda
     positions = np.empty((steps // every + 1 + (steps % every != 0), len(x), 2))
     positions[0] = x
     jacobian, forced = np.empty(4), np.zeros(2)
-    row, step, use_forced = 0, 1, False
-    while True:
-        row, step = _advance(compiled, params, x, m, v, positions, row, step, forced, use_forced,
-                             float(lr), adam, every, steps, jacobian)
-        if row < 0:
-            return positions
-        forced[:] = fallback(row, jacobian.reshape(2, 2).copy())
-        use_forced = True
+    block = max(1, block or steps)
+    for first in range(1, steps + 1, block):
+        end = min(first + block - 1, steps)
+        row, step, use_forced = 0, first, False
+        while True:
+            row, step = _advance(compiled, params, x, m, v, positions, row, step, forced, use_forced,
+                                 float(lr), adam, every, steps, jacobian, first, end)
+            if row < 0:
+                break
+            forced[:] = fallback(row, jacobian.reshape(2, 2).copy())
+            use_forced = True
+        if after_block is not None:
+            after_block(end)
+    return positions

@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mtl_core.config import RunConfig
-from mtl_core.runs.limits import SessionLimits
-from mtl_core.runs.store import TERMINAL, Store, pid_alive
+from mtl_core.runs.limits import LimitError, SessionLimits
+from mtl_core.runs.owners import Actor, OwnershipError, may_manage
+from mtl_core.runs.store import TERMINAL, Store, StoreError, pid_alive, release, supervise
 
 TERM_AFTER_S = 2.0  # a stop not obeyed by then gets SIGTERM ...
 KILL_AFTER_S = 5.0  # ... and SIGKILL by then
@@ -46,6 +47,10 @@ TICK_S = 0.05
 # most this often and answer them all from that (each measure reads the store once per run ahead).
 QUEUE_MEASURE_S = 1.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+MAX_QUEUED_ENV = "MTL_MAX_QUEUED"
+# Runs waiting, all people together: a class of 30 with a default Compare grid each is 120 runs;
+# beyond that, new ones would wait for hours, and a script minting identities could fill the disk.
+DEFAULT_MAX_QUEUED = 120
 
 
 @dataclass
@@ -153,7 +158,10 @@ class JobManager:
         self.max_concurrent = max_concurrent
         self.warm = warm
         self.limits = limits if limits is not None else SessionLimits.from_env()
-        self._owners: dict[int, str] = {}  # run id -> the session that submitted it
+        self._owners: dict[int, str] = {}  # run id -> the identity that submitted it
+        self.max_queued = max_queued_from_env()
+        self._turns: dict[str | None, int] = {}  # owner -> when a run of theirs last started (a count)
+        self._turn = 0
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._queue: collections.deque[int] = collections.deque()
@@ -164,7 +172,15 @@ class JobManager:
         self._rates: dict[str, float] = {}  # set-up -> its last measured seconds per step
         self._places: dict[int, QueuePlace] = {}
         self._places_at = -math.inf
-        self.recovered = self.store.recover_interrupted()
+        # Endings of exited workers the store could not take yet (locked, read-only): retried
+        # each tick; meanwhile readers see the worker's pid gone and show the run interrupted.
+        self._endings: dict[int, tuple[str, str]] = {}
+        self._complaint: str | None = None  # the last store fault printed (printed once, not per tick)
+        try:
+            self.recovered = self.store.recover_interrupted()
+        except StoreError as error:  # readers presume the same of those runs meanwhile
+            self.recovered = []
+            self._complain(error)
         if warm:
             with self._lock:
                 self._ensure_spare()
@@ -184,7 +200,8 @@ class JobManager:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
             self.check_room([config], owner)
-            run_id = self.store.create_run(config, status="queued", name=name, pid=os.getpid())
+            run_id = self.store.create_run(config, status="queued", name=name, pid=os.getpid(),
+                                           owner=owner)
             if owner is not None:
                 self._owners[run_id] = owner
             self._queue.append(run_id)
@@ -192,10 +209,21 @@ class JobManager:
         self._wake.set()
         return run_id
 
-    def stop(self, run_id: int) -> None:
+    def stop(self, run_id: int, *, by: Actor | None = None) -> None:
         """Stop a run: a queued one at once, a running one after its current step. Returns at once;
-        the escalation (SIGTERM, SIGKILL) for a worker that does not obey happens in the background."""
+        the escalation (SIGTERM, SIGKILL) for a worker that does not obey happens in the background.
+
+        ``by``: who asks (a page passes its browser's identity); an actor that may not manage the
+        run gets :class:`~mtl_core.runs.owners.OwnershipError` and nothing is stopped. None: a
+        trusted caller (the command line, tests) — the pages check before they offer a Stop.
+        """
         with self._lock:
+            if by is not None:
+                info = self.store.get_run(run_id)
+                if info is None:
+                    return  # deleted meanwhile: nothing to stop
+                if not may_manage(by, self._owners.get(run_id, info.owner)):
+                    raise OwnershipError()
             if run_id in self._queue:
                 self._queue.remove(run_id)
                 self.store.finish_if_live(run_id, "stopped", message="stopped before it started")
@@ -240,6 +268,9 @@ class JobManager:
         if owner is None:
             return
         with self._lock:
+            if len(self._queue) + len(configs) > self.max_queued:
+                raise LimitError(f"The server's queue is full ({len(self._queue)} runs waiting): try "
+                                 "again in a few minutes.")
             self.limits.check(list(configs), len(self.active_of(owner)))
 
     def wait(self, run_id: int, timeout: float | None = None) -> str:
@@ -345,8 +376,8 @@ class JobManager:
         atexit.unregister(self.shutdown)
         self._wake.set()
         for run_id in queued:
-            self.store.finish_if_live(run_id, "interrupted",
-                                      message="interrupted: the app stopped before the run started")
+            self._finish_quietly(run_id, "interrupted",
+                                 "interrupted: the app stopped before the run started")
         if spare is not None:
             workers.append(spare)
         for worker in workers:
@@ -367,11 +398,22 @@ class JobManager:
                     worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         for worker in workers:
             if worker.run_id is not None:
-                self.store.finish_if_live(worker.run_id, "interrupted",
-                                          message="interrupted: the app stopped during the run")
+                self._finish_quietly(worker.run_id, "interrupted",
+                                     "interrupted: the app stopped during the run")
         self._scheduler.join(timeout=2.0)
         with self._lock:
             self._running.clear()
+            endings, self._endings = dict(self._endings), {}
+        for run_id, (status, message) in endings.items():
+            self._finish_quietly(run_id, status, message)
+
+    def _finish_quietly(self, run_id: int, status: str, message: str) -> None:
+        """Record an ending at shutdown if the store takes it; if not (read-only, deleted), the
+        app still stops without a traceback, and readers see the run's process gone."""
+        try:
+            self.store.finish_if_live(run_id, status, message=message)
+        except StoreError as error:
+            self._complain(error)
 
     # --- scheduling --------------------------------------------------------------------------------
 
@@ -385,19 +427,73 @@ class JobManager:
                         return
                     self._reap()
                     self._escalate_stops()
-                    self._dispatch()
+                    # A store that cannot be written would fail every run handed out: keep them
+                    # queued (truthfully: this server still holds them) until it can.
+                    if self._store_writable():
+                        self._dispatch()
                     # Warm a worker only when a run could take it: while every slot trains and
                     # nothing waits, its imports would just slow the runs down (on a CPU).
                     wanted = len(self._running) < self.max_concurrent or bool(self._queue)
                     if self.warm and wanted and time.monotonic() >= self._spare_after:
                         self._ensure_spare()
+                # Outside the lock: pages that submit or ask for places never wait on the store here.
+                self._record_endings()
             except Exception as error:  # the scheduler must outlive any one bad run
-                print(f"mtl jobs: scheduler error: {error!r}", file=sys.stderr)
+                self._complain(error)
+
+    def _store_writable(self) -> bool:
+        try:
+            self.store.check()
+        except StoreError as error:
+            self._complain(error)
+            return False
+        return True
+
+    def _record_endings(self) -> None:
+        """Write the endings of exited workers; those the store will not take now (a lock, without
+        waiting for it: the scheduler must keep ticking) stay for the next tick."""
+        with self._lock:
+            pending = list(self._endings.items())
+        for run_id, (status, message) in pending:
+            try:
+                self.store.finish_if_live(run_id, status, message=message, wait=False)
+            except StoreError as error:
+                self._complain(error)
+                return
+            with self._lock:
+                self._endings.pop(run_id, None)
+        if pending:
+            self._complaint = None
+
+    def _complain(self, error: BaseException) -> None:
+        """Say a scheduler fault on stderr once, not twenty times a second while it lasts."""
+        text = str(error) if isinstance(error, StoreError) else repr(error)
+        if text != self._complaint:
+            self._complaint = text
+            print(f"mtl jobs: {text}", file=sys.stderr)
+
+    def _next_queued(self) -> int:
+        """Take the queued run that starts next: fair across owners, so one person's twelve queued
+        runs do not hold a class back. The owner with the fewest runs training now goes first;
+        among equals, the one whose run started least recently (with one slot, nobody trains at a
+        dispatch, and this is what makes it a round-robin); then the run queued first."""
+        training = collections.Counter(self._owners.get(run_id) for run_id in self._running)
+        pick = min(range(len(self._queue)), key=lambda i: (
+            training[self._owners.get(self._queue[i])], self._turns.get(self._owners.get(self._queue[i]), -1), i))
+        run_id = self._queue[pick]
+        del self._queue[pick]
+        owner = self._owners.get(run_id)
+        self._turn += 1
+        self._turns[owner] = self._turn
+        if len(self._turns) > 4 * DEFAULT_MAX_QUEUED:  # a server up for weeks: forget who left
+            live = {self._owners.get(r) for r in (*self._running, *self._queue)} | {owner}
+            self._turns = {who: turn for who, turn in self._turns.items() if who in live}
+        return run_id
 
     def _dispatch(self) -> None:
-        """Give queued runs to free slots (the warm worker first)."""
+        """Give queued runs to free slots (the warm worker first), fairly across owners."""
         while self._queue and len(self._running) < self.max_concurrent:
-            run_id = self._queue.popleft()
+            run_id = self._next_queued()
             info = self.store.get_run(run_id)
             if info is None or info.status != "queued":
                 continue  # deleted or ended meanwhile
@@ -420,20 +516,28 @@ class JobManager:
             self._spare_after = time.monotonic() + SPARE_DELAY_S
 
     def _reap(self) -> None:
+        """Record the ending of each worker that exited, at the tick it exits. A worker that could
+        not record its own ending said why on its last stderr line (the run's message). What the
+        store will not take now is kept in ``_endings`` and retried; the run is never dropped."""
         for run_id, worker in list(self._running.items()):
+            supervise(worker.pid)  # before poll(): once reaped, the pid is gone for readers
             code = worker.process.poll()
             if code is None:
                 continue
             del self._running[run_id]
             if worker.stop_at is not None:
-                self.store.finish_if_live(
-                    run_id, "stopped", message="stopped by the user (the worker did not respond "
-                                               "and was ended)")
+                ending = ("stopped", "stopped by the user (the worker did not respond and was ended)")
             else:
                 line = worker.last_error_line()
-                reason = line or (f"the worker process exited with code {code}" if code >= 0 else
-                                  f"the worker process was killed by signal {-code}")
-                self.store.finish_if_live(run_id, "failed", message=reason)
+                ending = ("failed", line or (f"the worker process exited with code {code}" if code >= 0
+                                             else f"the worker process was killed by signal {-code}"))
+            try:
+                self.store.finish_if_live(run_id, ending[0], message=ending[1], wait=False)
+            except StoreError as error:
+                self._endings[run_id] = ending
+                self._complain(error)
+            finally:
+                release(worker.pid)
         if self._spare is not None and self._spare.process.poll() is not None:
             line = self._spare.last_error_line()
             print(f"mtl jobs: the warm worker exited ({line or self._spare.process.returncode})",
@@ -499,6 +603,18 @@ class JobManager:
             worker.process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.process.wait(timeout=1.0)
+
+
+def max_queued_from_env() -> int:
+    """``$MTL_MAX_QUEUED``: how many runs may wait at once, all people together (default
+    :data:`DEFAULT_MAX_QUEUED`); a value that is not a whole number of at least 1 raises ValueError
+    naming the variable, so a mistyped setting stops the server at start."""
+    text = os.environ.get(MAX_QUEUED_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_QUEUED
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ValueError(f"${MAX_QUEUED_ENV} must be a whole number of at least 1 (got {text!r})")
+    return int(text)
 
 
 def _read_stdout(worker: _Worker) -> None:

@@ -10,10 +10,9 @@ import json
 import shlex
 from collections.abc import Sequence
 
-from mtl_core.config import ConfigError, RunConfig
+from mtl_core.config import MAX_CONFIG_DEPTH, ConfigError, RunConfig, json_nesting
 
 MAX_UPLOAD_BYTES = 64 * 1024  # a config is ~1 KiB; anything this large is not one
-_MAX_DEPTH = 8  # a config nests two levels; deeper input is refused before it is walked
 
 
 def config_from_upload(data: bytes | str) -> RunConfig:
@@ -25,8 +24,8 @@ def config_from_upload(data: bytes | str) -> RunConfig:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise ConfigError(["the file is not text (UTF-8): upload a config JSON file"]) from None
-    if _nesting(text) > _MAX_DEPTH:
-        raise ConfigError([f"the file nests more than {_MAX_DEPTH} levels deep; a configuration "
+    if json_nesting(text) > MAX_CONFIG_DEPTH:
+        raise ConfigError([f"the file nests more than {MAX_CONFIG_DEPTH} levels deep; a configuration "
                            "is a flat JSON object"])
     try:
         value = json.loads(text)
@@ -35,32 +34,10 @@ def config_from_upload(data: bytes | str) -> RunConfig:
     return RunConfig.parse(value)
 
 
-def _nesting(text: str) -> int:
-    """The deepest bracket nesting outside strings (json.loads would recurse that deep)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
 _FLAGS = {"suite": "--suite", "tasks": "--tasks", "arch": "--arch", "method": "--method",
           "steps": "--steps", "seed": "--seed", "lr": "--lr", "optimizer": "--optimizer",
           "batch_size": "--batch-size", "eval_every": "--eval-every", "probe_every": "--probe-every",
-          "snapshot_every": "--snapshot-every", "device": "--device"}
+          "snapshot_every": "--snapshot-every", "affinity_every": "--affinity-every", "device": "--device"}
 _GROUPS = {"suite_params": "suite", "arch_params": "arch", "method_params": "method"}
 
 

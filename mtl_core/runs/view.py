@@ -25,7 +25,7 @@ frame                  columns                     what
 :meth:`RunView.cosine_pairs` gives the cosines as (step, pair, value), and :func:`conflict_frames`
 the gradient-conflict statistics of several runs at once (the Train and Compare pages).
 
-Reading: :meth:`RunView.read` reads every record of a run, or, given the view of the last poll, only
+Reading: :meth:`RunView.read` reads a run (a long one as a bounded sample), or, given the view of the last poll, only
 the steps after it (a live page polls twice a second, and a long run logs thousands of rows per
 second). :meth:`RunView.read_probes` and :meth:`RunView.read_snapshots` read only what the
 conflict diagnostics or the snapshots need, with the store's indexed queries; the other frames of
@@ -42,6 +42,7 @@ import pandas as pd
 
 from mtl_core.engine import conflict
 from mtl_core.engine.records import GRADIENT_MATRICES
+from mtl_core.engine.downsample import POINTS_PER_SERIES, decimate, sample_steps
 from mtl_core.runs.store import RunInfo, Store
 
 TRAIN = "train"
@@ -50,6 +51,10 @@ COSINE = "cosine"
 SCALAR_COLUMNS = ["step", "split", "task", "metric", "value"]
 MATRIX_COLUMNS = ["step", "name", "value"]
 CONFLICT_KEYS = ("pairs", "shares", "norms", "alignment", "layers")
+SERIES = ["split", "task", "metric"]  # one curve of the long format
+# A run of up to this many times ``points`` steps is read whole on first open and decimated here
+# (spikes kept exactly); a longer one through the store's sampled read (index seeks only).
+FULL_READ_POINTS = 10
 
 
 def _empty_scalars() -> pd.DataFrame:
@@ -79,39 +84,62 @@ class RunView:
     # --- reading --------------------------------------------------------------------------------
 
     @classmethod
-    def read(cls, store: Store, run_id: int, *, previous: RunView | None = None) -> RunView:
-        """Every record of the run; with ``previous`` (the view of the same run read before), only
-        the steps from its last one on are asked for, and joined to what it holds."""
+    def read(cls, store: Store, run_id: int, *, previous: RunView | None = None,
+             points: int = POINTS_PER_SERIES) -> RunView:
+        """The run's records, bounded: with ``previous`` (the view of the same run read before),
+        only the steps from its last one on are asked for and joined to what it holds; without,
+        a short run is read whole and a long one as the store's sampled read (``points`` steps per
+        series, index seeks only: a 200,000-step run opens as fast as a 1,000-step one).
+
+        What a view holds never grows with the run: once a series passes ``2 * points`` rows it is
+        decimated back to ``points`` (:func:`decimate`: per bucket of steps its first, min, max and
+        last row, so spikes and the final value survive), and matrices keep ``points`` evenly
+        spread steps per name, the latest always among them."""
         if previous is not None and previous.run_id != run_id:
             previous = None
-        seen = previous.step if previous is not None else 0
-        # Ask again for the last step seen (the store returns steps after ``since_step``): cheap,
-        # and safe should a step's rows ever be split between two of the worker's batches.
-        since = max(seen - 1, 0)
-        scalars = store.scalars(run_id, since_step=since)
-        matrices = store.matrices(run_id, since_step=since)
-        if previous is not None:
+        if previous is None:
+            if store.last_step(run_id) > FULL_READ_POINTS * points:
+                scalars = store.scalars_sampled(run_id, points=points)
+                matrices = store.matrices_sampled(run_id, points=points)
+            else:
+                scalars, matrices = store.scalars(run_id), store.matrices(run_id)
+        else:
+            seen = previous.step
+            # Ask again for the last step seen (the store returns steps after ``since_step``): cheap,
+            # and safe should a step's rows ever be split between two of the worker's batches.
+            since = max(seen - 1, 0)
             old = previous.scalars
-            scalars = pd.concat([old[old["step"] < seen], scalars], ignore_index=True)
+            scalars = pd.concat([old[old["step"] < seen], store.scalars(run_id, since_step=since)],
+                                ignore_index=True)
             old = previous.matrices
-            matrices = pd.concat([old[old["step"] < seen], matrices], ignore_index=True)
+            matrices = pd.concat([old[old["step"] < seen], store.matrices(run_id, since_step=since)],
+                                 ignore_index=True)
+        scalars, matrices = _bounded_scalars(scalars, points), _bounded_matrices(matrices, points)
         return cls(int(run_id), scalars, matrices, int(scalars["step"].max()) if len(scalars) else 0)
 
     @classmethod
-    def read_probes(cls, store: Store, run_id: int) -> RunView:
+    def read_probes(cls, store: Store, run_id: int, *, points: int = POINTS_PER_SERIES) -> RunView:
         """Only what the gradient probes recorded: ``grad_norms``, ``update_alignment``,
-        ``layer_cosines`` and ``cosines`` (the other frames are empty)."""
-        parts = [store.scalars(run_id, split=TRAIN, metric="grad_norm"),
-                 store.scalars(run_id, split=TRAIN, metric="cos_update"),
-                 store.scalars(run_id, split=conflict.LAYER_SPLIT)]
+        ``layer_cosines`` and ``cosines`` (the other frames are empty), at no more than ``points``
+        probe steps per series (the store's sampled read: the conflict shares of a long run are
+        estimated from those probes)."""
+        parts = [store.scalars_sampled(run_id, points=points, split=TRAIN, metric="grad_norm"),
+                 store.scalars_sampled(run_id, points=points, split=TRAIN, metric="cos_update"),
+                 store.scalars_sampled(run_id, points=points, split=conflict.LAYER_SPLIT)]
         scalars = pd.concat([part for part in parts if len(part)] or [_empty_scalars()], ignore_index=True)
-        return cls(int(run_id), scalars, store.matrices(run_id, name=COSINE),
+        return cls(int(run_id), scalars, store.matrices_sampled(run_id, points=points, name=COSINE),
                    int(scalars["step"].max()) if len(scalars) else 0)
 
     @classmethod
-    def read_snapshots(cls, store: Store, run_id: int) -> RunView:
-        """Only the matrices (``snapshots``, ``cosines``); the scalar frames are empty."""
-        return cls(int(run_id), _empty_scalars(), store.matrices(run_id))
+    def read_snapshots(cls, store: Store, run_id: int, *, points: int = POINTS_PER_SERIES) -> RunView:
+        """Only the matrices (``snapshots``, ``cosines``), at no more than ``points`` steps per
+        name; the scalar frames are empty."""
+        return cls(int(run_id), _empty_scalars(), store.matrices_sampled(run_id, points=points))
+
+    @property
+    def held_rows(self) -> int:
+        """How many rows this view holds (scalars and matrices): bounded, whatever the run's length."""
+        return len(self.scalars) + len(self.matrices)
 
     # --- selecting ------------------------------------------------------------------------------
 
@@ -213,6 +241,30 @@ class RunView:
         for task, metric, value in zip(last["task"], last["metric"], last["value"], strict=True):
             final.setdefault(task, {})[metric] = float(value)
         return final
+
+
+def _bounded_scalars(scalars: pd.DataFrame, points: int) -> pd.DataFrame:
+    """The held scalars, each series decimated to ``points`` rows once one passes ``2 * points``
+    (re-decimating at twice the budget, not at every poll, keeps a live page's poll cheap)."""
+    if len(scalars) <= 2 * points:
+        return scalars
+    if scalars.groupby(SERIES, sort=False).size().max() <= 2 * points:
+        return scalars
+    kept = decimate(scalars, points, by=SERIES)
+    return kept.sort_values("step", kind="stable").reset_index(drop=True)
+
+
+def _bounded_matrices(matrices: pd.DataFrame, points: int) -> pd.DataFrame:
+    """The held matrices, at most ``points`` evenly spread steps per name once one passes
+    ``2 * points`` (a min or max of a matrix means nothing, so steps are sampled, the last kept)."""
+    if len(matrices) <= 2 * points:
+        return matrices
+    keep = pd.Series(True, index=matrices.index)
+    for _, rows in matrices.groupby("name", sort=False):
+        if len(rows) > 2 * points:
+            chosen = set(sample_steps(rows["step"], points))
+            keep[rows.index] = rows["step"].isin(chosen)
+    return matrices[keep].reset_index(drop=True)
 
 
 # --- several runs ------------------------------------------------------------------------------------

@@ -10,6 +10,11 @@ and becomes ``interrupted``.
 :func:`execute_run` — the loop from a stored run to its final status, with the batched writes —
 is shared with the command line (``python -m mtl_core run``), which trains in-process;
 :func:`train_here` is the same for a config not stored yet, the ``train`` a study takes.
+
+A store that cannot be written (locked past the store's wait, read-only, deleted) ends the run
+``failed`` with the store's sentence; when even that cannot be written, the worker says it on
+stderr and exits with code 3, the manager records it, and if the manager cannot either, readers
+see the run's process gone and show it ``interrupted``.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from mtl_core.config import RunConfig
 from mtl_core.engine.devices import default_threads, describe
 from mtl_core.engine.records import StepRecord
 from mtl_core.engine.trainer import Trainer
-from mtl_core.runs.store import Store
+from mtl_core.runs.store import Store, StoreError
 
 FLUSH_EVERY_S = 0.2  # the page sees curves almost at once; the store is not written per step
 STOP_POLL_S = 0.1
+EXIT_STORE_FAILED = 3  # the worker could not record its run's ending: its last stderr line says why
 
 
 class RecordBatcher:
@@ -60,6 +66,11 @@ class RecordBatcher:
             self.store.append(self.run_id, batch)
         self._last_flush = time.monotonic()
 
+    def abandon(self) -> None:
+        """Drop what is buffered: the store failed, and waiting out its fault again would only
+        delay the run's ending."""
+        self._buffer = []
+
 
 @dataclass
 class Outcome:
@@ -67,13 +78,17 @@ class Outcome:
     message: str | None
     steps: int
     seconds: float  # wall time from the start of the set-up to the end of training
+    recorded: bool = True  # False: the store could not take the final status (``message`` says why)
 
 
 def execute_run(store: Store, run_id: int, *, stop: threading.Event,
                 interrupted: threading.Event | None = None,
                 on_record: Callable[[StepRecord], None] | None = None) -> Outcome:
     """Train a stored run to its end and record its final status; never raises for the run's
-    own errors (they become status ``failed`` with a one-line message, traceback on stderr).
+    own errors (they become status ``failed`` with a one-line message, traceback on stderr), nor
+    for a store that fails during the run (``failed`` with the store's sentence; ``recorded``
+    False if that could not be written either). A store that fails before the run starts raises
+    StoreError.
 
     ``stop`` ends the run after the current step; when ``interrupted`` is set too, the run is
     recorded as ``interrupted`` instead of ``stopped``. The store's stop flag also sets ``stop``.
@@ -98,9 +113,14 @@ def execute_run(store: Store, run_id: int, *, stop: threading.Event,
                 steps = record.step
                 if on_record is not None:
                     on_record(record)
+        except StoreError:
+            batcher.abandon()
+            raise
         finally:
             batcher.flush()  # what was trained is kept, whatever ended the loop
         status, message = trainer.status, trainer.message
+    except StoreError as error:  # the store's sentence says it all: no traceback
+        status, message = "failed", str(error)
     except Exception as error:
         traceback.print_exc(file=sys.stderr)
         status, message = "failed", one_line(error)
@@ -109,7 +129,11 @@ def execute_run(store: Store, run_id: int, *, stop: threading.Event,
     if status == "stopped" and interrupted is not None and interrupted.is_set():
         status, message = "interrupted", (f"interrupted: the app's server stopped after step {steps}; "
                                           f"the {steps} steps before are kept")
-    store.set_status(run_id, status, message=message)
+    try:
+        store.set_status(run_id, status, message=message)
+    except StoreError as error:
+        # The lock may have passed meanwhile, hence the retry; if not, the caller says why.
+        return Outcome("failed", str(error), steps, time.monotonic() - started, recorded=False)
     return Outcome(status, message, steps, time.monotonic() - started)
 
 
@@ -117,7 +141,7 @@ def train_here(store: Store, config: RunConfig) -> int:
     """Store a run of ``config`` and train it in this process, to its end; returns its id (whatever
     its final status). Bound to a store, it is the ``train(config) -> run id`` a study takes
     (:func:`mtl_core.studies.transfer.train_transfer_study`) to train where it is called."""
-    run_id = store.create_run(config, status="queued")
+    run_id = store.create_run(config, status="queued", pid=os.getpid())
     execute_run(store, run_id, stop=threading.Event())
     return run_id
 
@@ -143,7 +167,11 @@ class _StopFlagPoller(threading.Thread):
     def run(self) -> None:
         try:
             while not self._done.wait(STOP_POLL_S):
-                if self.store.stop_requested(self.run_id):
+                try:
+                    requested = self.store.stop_requested(self.run_id)
+                except StoreError:
+                    continue  # the run's own writes meet the same fault and end it, saying why
+                if requested:
                     self.target.set()
                     return
         finally:
@@ -189,8 +217,16 @@ def main(argv: list[str] | None = None) -> int:
 
     threading.Thread(target=read_commands, name="stdin", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    store = Store(args.store)
-    execute_run(store, run_id, stop=stop, interrupted=interrupted)
+    try:
+        # create=False: a store deleted since the manager opened it is not made anew, empty.
+        store = Store(args.store, create=False)
+        outcome = execute_run(store, run_id, stop=stop, interrupted=interrupted)
+    except StoreError as error:
+        outcome = Outcome("failed", str(error), 0, 0.0, recorded=False)
+    if not outcome.recorded:
+        # The last line on stderr is what the manager records as the run's message.
+        print(outcome.message, file=sys.stderr, flush=True)
+        return EXIT_STORE_FAILED
     return 0
 
 
