@@ -16,6 +16,7 @@ from typing import NoReturn
 
 import streamlit as st
 
+from mtl_core.runs.estimator import estimate_elsewhere
 from mtl_core.runs.jobs import JobManager
 from mtl_core.runs.store import Store, StoreError
 from pages._identity import current_actor
@@ -33,6 +34,9 @@ def _store(path: str | None) -> Store:
 
 @st.cache_resource(show_spinner=False, on_release=lambda manager: manager.shutdown())
 def _job_manager(path: str | None) -> JobManager:
+    # A run's cost is estimated before it is queued, in a process beside the server's (its trace
+    # would hold the interpreter every page needs): started now, warm by the first Train.
+    estimate_elsewhere()
     return JobManager(store_path=path)
 
 

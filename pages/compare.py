@@ -17,8 +17,8 @@ from mtl_core.config import ConfigError, RunConfig
 from mtl_core.figures import compare as compare_viz
 from mtl_core.methods import METHODS
 from mtl_core.runs import sweep
-from mtl_core.runs.owners import OwnershipError
 from mtl_core.runs.baselines import BASELINE_KEY_TEXT, missing_baselines
+from mtl_core.runs.owners import OwnershipError
 from mtl_core.runs.share import sweep_line
 from mtl_core.runs.store import LIVE, MAX_RUN_ID, Store
 from mtl_core.suites import SUITES

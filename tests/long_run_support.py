@@ -45,7 +45,7 @@ def write_long_run(store: Store, *, steps: int, tasks: tuple[str, ...] = ("digit
                 for i, j in pairs:
                     scalars.append((run_id, step, "layer", pair_label(tasks[i], tasks[j]), layer, 0.3 * wave))
             if step % eval_every == 0 or step == steps:
-                for t, task in enumerate(tasks):
+                for task in tasks:
                     scalars.append((run_id, step, "val", task, "accuracy", min(0.99, 0.5 + step / (2.0 * steps))))
                     scalars.append((run_id, step, "val", task, "loss", 1.0 / (1.0 + step / 1000.0)))
             cosine = [[1.0 if i == j else round(0.2 * wave - 0.1 * (i + j), 4) for j in range(len(tasks))]

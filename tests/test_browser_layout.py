@@ -16,7 +16,6 @@ two-method grid (Compare) in its store. Screenshots: test-artifacts/layout/<mode
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from mtl_core.runs.baselines import missing_baselines
 from mtl_core.runs.store import Store
 from mtl_core.runs.sweep import make_grid, run_grid
 from mtl_core.runs.worker import execute_run
+from tests.browser_support import settled
 from tests.compare_support import SETUP
 
 pytestmark = pytest.mark.browser
@@ -38,7 +38,6 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402  (after the skip)
 
 ARTIFACTS = ROOT / "test-artifacts" / "layout"
 SIZES = [(1280, 720), (1440, 900)]
@@ -130,9 +129,6 @@ RELAYOUT_MS = 700  # vega and plotly redraw to a new width on the next frames: l
 DARK_JS = """() => getComputedStyle(document.querySelector('[data-testid="stApp"]')).backgroundColor
     .match(/\\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) < 150"""
 HEADING = '[data-testid="stMainBlockContainer"] :is(h1, h2)'  # every page starts with one
-# Drawn: no skeleton left, no script running (its status widget's Stop), and every chart has drawn.
-SETTLED_JS = """() => !document.querySelector('[data-testid="stSkeleton"], [data-testid="stStatusWidget"] button')
-    && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].every(c => c.querySelector('svg'))"""
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +160,7 @@ def settle(page) -> None:
     """The script run has ended and the charts have had a moment to draw and lay out."""
     for _ in range(2):  # twice, apart: a rerun that starts just after the first run ends
         # A page that polls keeps running: then what is there after 20 s is measured.
-        with contextlib.suppress(PlaywrightTimeout):
-            page.wait_for_function(SETTLED_JS, timeout=20_000, polling=100)
+        settled(page, 20_000)
         page.wait_for_timeout(400)
 
 

@@ -239,3 +239,29 @@ def test_blocks_of_steps_give_the_same_trajectories_as_one_go(method):
                                  after_block=seen.append)
     assert seen == [45, 90, 135, 180, 225, 270, 300]
     np.testing.assert_array_equal(whole, blocks)
+
+
+@pytest.mark.slow
+def test_a_server_estimates_in_a_child_process_without_importing_torch():
+    """A served app's estimates come from mtl_core.runs.estimator's child: the same memory as
+    here, its own interpreter free of torch for them; a child that dies is replaced at the next
+    estimate."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        from mtl_core.config import RunConfig
+        from mtl_core.runs import budget, estimator
+        estimator.estimate_elsewhere()
+        config = RunConfig.from_json({SMALL.to_json()!r})
+        first = budget.estimate(config)
+        estimator._started[0]._process.kill()
+        again = budget.estimate(config.model_copy(update={{"batch_size": 256}}))
+        print(json.dumps({{"memory": first.memory_bytes, "again": again.memory_bytes,
+                          "torch": "torch" in sys.modules}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["torch"] is False
+    assert seen["memory"] == budget.estimate_here(SMALL).memory_bytes
+    assert seen["again"] == budget.estimate_here(SMALL.model_copy(update={"batch_size": 256})).memory_bytes
+    assert "estimating in this process" not in done.stderr  # a new child answered

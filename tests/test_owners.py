@@ -14,8 +14,15 @@ from mtl_core.config import RunConfig
 from mtl_core.runs import jobs as jobs_module
 from mtl_core.runs.jobs import JobManager, _Worker
 from mtl_core.runs.limits import LimitError, SessionLimits
-from mtl_core.runs.owners import (REFUSAL, Actor, Identities, OwnershipError, load_secret, may_manage,
-                                  secret_path)
+from mtl_core.runs.owners import (
+    REFUSAL,
+    Actor,
+    Identities,
+    OwnershipError,
+    load_secret,
+    may_manage,
+    secret_path,
+)
 
 SECRET = b"s" * 32
 CONFIG = RunConfig.parse({"suite": "synthetic", "steps": 10, "device": "cpu"})

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from benchmarks.served_app import CHROMIUM, ROOT, chromium_page, served_app
+from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
 from mtl_core.config import RunConfig
 from mtl_core.runs.store import Store
 from mtl_core.runs.worker import execute_run
@@ -29,6 +29,7 @@ from pages._presentation import (
     URL_PARAM,
     presented_spec,
 )
+from tests.browser_support import settled
 from tests.test_consistency import NAVIGATION, RUN
 
 APP_TEXT = (ROOT / "app.py").read_text()
@@ -162,10 +163,7 @@ def settle(page) -> bool:
     """Wait for the script run to end (its status widget goes), then for the charts to draw; a
     page that keeps polling never ends its run: False after 45 s (a server still importing torch
     for its first run budget, under a full suite's load, took longer than 20 s to finish a page)."""
-    try:
-        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"] button')",
-                               timeout=45_000)
-    except Exception:
+    if not settled(page, 45_000):
         return False
     page.wait_for_timeout(800)
     return True
@@ -236,12 +234,11 @@ def test_presentation_mode_keyboard_and_export_in_chromium(served, tmp_path):
 
 @browser_test
 @pytest.mark.browser
-def test_every_page_is_readable_in_the_dark_theme(tmp_path):
-    """Every page in Streamlit's dark theme, a run's dashboard included: the charts' titles, axis
-    titles, labels and legends contrast with the page by at least 3:1. Saves dark_<page>.png."""
-    import os
-
-    store_path = tmp_path / "mtl.db"
+def test_every_page_is_readable_in_the_dark_theme(served):
+    """Every page in Streamlit's dark theme (the app follows the system's: a dark one here), a run's
+    dashboard included: the charts' titles, axis titles, labels and legends contrast with the page
+    by at least 3:1. Saves dark_<page>.png."""
+    url, store_path = served
     store = Store(store_path)
     config = RunConfig.parse(RUN)
     run_id = store.create_run(config, name="dark theme run")
@@ -250,9 +247,8 @@ def test_every_page_is_readable_in_the_dark_theme(tmp_path):
               for page, path in zip(NAVIGATION, URL_PATHS, strict=True)]
     visits.append(("train_run", f"train?{urlencode(config.to_query() | {'run': run_id})}"))
     ARTIFACTS.mkdir(exist_ok=True)
-    env = {**os.environ, "STREAMLIT_THEME_BASE": "dark"}
     faint, seen = [], {}
-    with served_app(store_path, tmp_path / "streamlit.log", env=env) as url, chromium_page(1600, 1100) as page:
+    with chromium_page(1600, 1100, color_scheme="dark") as page:
         for name, path in visits:
             page.goto(f"{url}/{path}")
             page.get_by_test_id("stMainBlockContainer").wait_for(timeout=30_000)

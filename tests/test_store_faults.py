@@ -149,7 +149,9 @@ def test_a_read_only_store_refuses_at_open_in_one_sentence_but_a_reader_may_read
 
 def test_a_store_that_turns_read_only_mid_run_ends_the_run_failed_with_the_sentence(tmp_path):
     store = Store(tmp_path / "mtl.db")
-    run_id = store.create_run(TRAINABLE)
+    # Long enough that a batched write (every 0.2 s) falls well before its end on any machine.
+    config = TRAINABLE.model_copy(update={"steps": 5_000})
+    run_id = store.create_run(config)
 
     def turn_read_only(step_record: StepRecord) -> None:
         if step_record.step == 5:  # the run's own connection can no longer write, as after a chmod
@@ -158,7 +160,7 @@ def test_a_store_that_turns_read_only_mid_run_ends_the_run_failed_with_the_sente
     outcome = execute_run(store, run_id, stop=threading.Event(), on_record=turn_read_only)
     assert outcome.status == "failed" and not outcome.recorded
     assert outcome.message.startswith(f"The run store at {store.path} is read-only")
-    assert outcome.steps < TRAINABLE.steps  # it ended at the first write that failed
+    assert outcome.steps < config.steps  # it ended at the first write that failed
 
 
 def test_a_deleted_store_is_said_in_one_sentence_and_never_made_anew(tmp_path):

@@ -20,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from mtl_core.architectures import ARCHITECTURES
+from mtl_core.engine.downsample import POINTS_PER_SERIES, decimate
 from mtl_core.engine.metrics import (
     CONFIDENCE,
     REFERENCE_NOTE,
@@ -30,7 +31,6 @@ from mtl_core.engine.metrics import (
     verdict_text,
 )
 from mtl_core.figures import run as viz
-from mtl_core.engine.downsample import POINTS_PER_SERIES, decimate
 from mtl_core.methods import METHODS
 from mtl_core.registry import SuiteInfo
 

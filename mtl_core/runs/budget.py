@@ -34,7 +34,9 @@ step 1.2-2.0x the traced work's (the trainer's Python and allocations the trace 
 ``CALIBRATION``.
 Importing this module does not import torch (the job manager holds no torch until it checks a run);
 the first estimate in a process pays torch's import and its meta kernels' first use (~3 s, see
-:func:`warm_up`).
+:func:`warm_up`). A served app makes its estimates in a child process instead
+(:mod:`mtl_core.runs.estimator`): its own interpreter neither imports
+torch for them nor holds its lock while one traces.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -160,44 +162,106 @@ def estimate(config: RunConfig) -> Estimate:
     with _lock:
         cached = _cache.get(key)
     if cached is None:
-        cached = _estimate(config, takes_jacobian)
+        cached = _elsewhere[0](config) if _elsewhere else estimate_here(config)
         with _lock:
-            if len(_cache) >= _CACHE_SIZE:
-                _cache.pop(next(iter(_cache)))
-            _cache[key] = cached
+            _remember(_cache, key, cached)
     return cached
+
+
+def estimate_here(config: RunConfig) -> Estimate:
+    """The estimate, made in this process (its traces cached)."""
+    return _combine(config, _traced(config), METHODS[config.method].kind == "aggregation")
+
+
+def estimate_with(make: Callable[[RunConfig], Estimate]) -> None:
+    """Make this process's estimates with ``make`` from now on: a served app hands them to a child
+    process (:func:`mtl_core.runs.estimator.estimate_elsewhere`)."""
+    with _lock:
+        _elsewhere[:] = [make]
+
+
+@dataclass(frozen=True)
+class _Traced:
+    """What the meta model and its traced step tell: all that needs torch, and the same whatever
+    the run's cadences, optimizer and method."""
+
+    parameters: int
+    shared: int
+    tensors: int  # parameter tensors: the optimizer's and the Jacobian's operations go by them
+    forward: Trace
+    backward: Trace
+    has_snapshot: bool
 
 
 _CACHE_SIZE = 256
 _cache: dict[str, Estimate] = {}
+_traces: dict[str, _Traced] = {}
 _lock = threading.Lock()
+_elsewhere: list[Callable[[RunConfig], Estimate]] = []  # see estimate_with
+# One trace at a time: thirty people pressing Train on one set-up trace it once, not thirty times.
+_tracing = threading.Lock()
+
+
+def _remember(cache: dict, key: str, value: object) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def _traced(config: RunConfig) -> _Traced:
+    """The traced step of ``config``'s model and batch, cached by what shapes it: a run that
+    changes only how often it evaluates, probes or snapshots costs arithmetic, not a trace."""
+    shape = data_shapes(config)
+    batch = min(config.batch_size, shape.train)
+    key = config.model_dump_json(include={"suite", "suite_params", "tasks", "arch", "arch_params"}) + f"/{batch}"
+    with _tracing:
+        with _lock:
+            cached = _traces.get(key)
+        if cached is None:
+            cached = _trace(config, shape, batch)
+            with _lock:
+                _remember(_traces, key, cached)
+    return cached
+
+
+def _trace(config: RunConfig, shape: DataShape, batch: int) -> _Traced:
+    model = meta_model(config, shape)
+    step = trace_step(model, config, shape, batch)
+    return _Traced(parameters=sum(p.numel() for p in model.parameters()),
+                   shared=sum(p.numel() for p in model.shared_parameters()),
+                   tensors=len(list(model.parameters())), forward=step["forward"],
+                   backward=step["backward"], has_snapshot=_has_snapshot(model))
 
 
 def _estimate(config: RunConfig, takes_jacobian: bool) -> Estimate:
+    """The estimate, traced afresh (no cache)."""
+    shape = data_shapes(config)
+    return _combine(config, _trace(config, shape, min(config.batch_size, shape.train)), takes_jacobian)
+
+
+def _combine(config: RunConfig, traced: _Traced, takes_jacobian: bool) -> Estimate:
+    """The run's memory and seconds per step from its traced step, by the trainer's rules."""
     shape = data_shapes(config)
     tasks = len(config.tasks)
     batch = min(config.batch_size, shape.train)
-    model = meta_model(config, shape)
-    parameters = sum(p.numel() for p in model.parameters())
-    shared = sum(p.numel() for p in model.shared_parameters())
-
-    step = trace_step(model, config, shape, batch)
-    forward, backward = step["forward"], step["backward"]
+    parameters, shared = traced.parameters, traced.shared
+    forward, backward = traced.forward, traced.backward
     jacobian_every = 1.0 if takes_jacobian else (1.0 / config.probe_every if config.probe_every and shared else 0.0)
     # A gradient method takes T reverse passes each step; a loss weighting one, plus T on probe steps.
     reverse_passes = tasks * jacobian_every + (0.0 if takes_jacobian else 1.0)
-    work = forward + backward * reverse_passes + _bookkeeping(model, tasks, shared, jacobian_every)
+    work = forward + backward * reverse_passes + _bookkeeping(parameters, traced.tensors, tasks, shared,
+                                                              jacobian_every)
     # Evaluation and snapshots are forward passes without autograd: the traced forward, scaled to
     # their number of examples (FLOPs and bytes grow with it; operations with the chunks).
     chunks = math.ceil(shape.val / EVAL_CHUNK)
     work = work + _scaled(forward, shape.val / batch, chunks) * (1.0 / config.eval_every)
-    if config.snapshot_every and _has_snapshot(model):
+    if config.snapshot_every and traced.has_snapshot:
         work = work + _scaled(forward, min(SNAPSHOT_INPUTS, shape.val) / batch, 1) * (1.0 / config.snapshot_every)
 
     optimizer_state = ADAM_MOMENTS if config.optimizer == "adam" else 0
     fixed = parameters * FLOAT_BYTES * (2 + optimizer_state) + shape.bytes()
     jacobian = 3 * tasks * shared * FLOAT_BYTES if jacobian_every else 0
-    batch_bytes = max(step["forward"].peak, step["backward"].peak)
+    batch_bytes = max(forward.peak, backward.peak)
     seconds = CALIBRATION * machine_speed().seconds(work)
     return Estimate(memory_bytes=RUN_OVERHEAD_BYTES + fixed + batch_bytes + jacobian, seconds_per_step=seconds,
                     parameters=parameters, shared_parameters=shared, fixed_bytes=fixed,
@@ -249,16 +313,15 @@ def trace_step(model: torch.nn.Module, config: RunConfig, shape: DataShape, batc
                                                    forward.peak + backward.peak)}
 
 
-def _bookkeeping(model: torch.nn.Module, tasks: int, shared: int, jacobian_every: float) -> Trace:
+def _bookkeeping(parameters: int, tensors: int, tasks: int, shared: int, jacobian_every: float) -> Trace:
     """What the trainer does around the passes: Adam's update (its foreach kernels read and write
     the parameters, gradients and both moments a few times over), the Jacobian's rows and their
     stack, the method's Gram matrix, and the step's own Python (the record, the losses' ``tolist``:
     counted as ``STEP_OVERHEAD_OPS`` small operations)."""
-    params = list(model.parameters())
-    size = sum(p.numel() for p in params) * FLOAT_BYTES
-    optimizer = Trace(flops=0.0, written=ADAM_PASSES * size, ops=ADAM_OPS_PER_TENSOR * len(params))
+    size = parameters * FLOAT_BYTES
+    optimizer = Trace(flops=0.0, written=ADAM_PASSES * size, ops=ADAM_OPS_PER_TENSOR * tensors)
     jacobian = Trace(flops=2.0 * tasks * tasks * shared, written=3.0 * tasks * shared * FLOAT_BYTES,
-                     ops=4 * len(params) * tasks) * jacobian_every
+                     ops=4 * tensors * tasks) * jacobian_every
     return optimizer + jacobian + Trace(ops=STEP_OVERHEAD_OPS)
 
 

@@ -196,18 +196,26 @@ class JobManager:
         ``owner`` (the app's session id): the run counts against that session's caps, and
         :class:`~mtl_core.runs.limits.LimitError` says so, with nothing recorded, when it goes over one.
         """
+        if owner is not None:
+            self.limits.check_cost([config])  # before the lock: see check_room
+        run_id = self._enqueue(config, name, owner)
+        self._wake.set()
+        return run_id
+
+    def _enqueue(self, config: RunConfig, name: str | None, owner: str | None) -> int:
+        """Record a run whose cost has been checked as queued, if its owner has room (under the
+        lock, so that two submissions at once cannot both take the last place)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
-            self.check_room([config], owner)
+            self._check_count([config], owner)
             run_id = self.store.create_run(config, status="queued", name=name, pid=os.getpid(),
                                            owner=owner)
             if owner is not None:
                 self._owners[run_id] = owner
             self._queue.append(run_id)
             self._dispatch()
-        self._wake.set()
-        return run_id
+            return run_id
 
     def stop(self, run_id: int, *, by: Actor | None = None) -> None:
         """Stop a run: a queued one at once, a running one after its current step. Returns at once;
@@ -258,20 +266,36 @@ class JobManager:
     def submit_all(self, configs: list[RunConfig], *, owner: str | None = None) -> list[int]:
         """Submit ``configs`` (a grid) whole or not at all: LimitError, with nothing recorded, when
         they do not all fit ``owner``'s caps; returns their ids."""
+        if owner is not None:
+            self.limits.check_cost(configs)  # before the lock: see check_room
         with self._lock:
-            self.check_room(configs, owner)
-            return [self.submit(config, owner=owner) for config in configs]
+            self._check_count(configs, owner)
+            ids = [self._enqueue(config, None, owner) for config in configs]
+        self._wake.set()
+        return ids
 
     def check_room(self, configs: list[RunConfig], owner: str | None) -> None:
         """Raise LimitError unless ``owner`` may submit all of ``configs`` now (a grid is queued
-        whole or not at all); no owner, no caps."""
+        whole or not at all); no owner, no caps.
+
+        The runs' cost is checked before the manager's lock is taken: a set-up not estimated before
+        takes a trace (seconds for a large one, more while torch is first imported), and the
+        scheduler and every page's poll wait on that lock."""
+        if owner is None:
+            return
+        self.limits.check_cost(list(configs))
+        with self._lock:
+            self._check_count(configs, owner)
+
+    def _check_count(self, configs: list[RunConfig], owner: str | None) -> None:
+        """The caps on how many runs wait: the server's queue and ``owner``'s own."""
         if owner is None:
             return
         with self._lock:
             if len(self._queue) + len(configs) > self.max_queued:
                 raise LimitError(f"The server's queue is full ({len(self._queue)} runs waiting): try "
                                  "again in a few minutes.")
-            self.limits.check(list(configs), len(self.active_of(owner)))
+            self.limits.check_count(list(configs), len(self.active_of(owner)))
 
     def wait(self, run_id: int, timeout: float | None = None) -> str:
         """Block until the run ends (or ``timeout`` passes); returns its status then."""
@@ -379,6 +403,10 @@ class JobManager:
             self._finish_quietly(run_id, "interrupted",
                                  "interrupted: the app stopped before the run started")
         if spare is not None:
+            # It holds no run, so there is nothing for it to record: no need to wait the grace
+            # period while it may still be importing torch (every test's teardown did, 2 s).
+            with contextlib.suppress(OSError):
+                spare.process.send_signal(signal.SIGTERM)
             workers.append(spare)
         for worker in workers:
             worker.close_stdin()  # end of input: the worker records 'interrupted' and exits

@@ -92,27 +92,33 @@ class SessionLimits:
         """The caps set by ``$MTL_MAX_QUEUED_PER_SESSION``, ``$MTL_MAX_STEPS``,
         ``$MTL_MAX_RUN_MEMORY`` and ``$MTL_MAX_RUN_SECONDS``; a value that is not a number in range
         raises ValueError naming the variable (a server's set-up mistake, loud at start rather than
-        a silent default). Read from the process's own environment (a server starting), it also
-        warms the cost estimate up in the background, so the first check answers at once."""
-        serving = environ is None
+        a silent default)."""
         environ = os.environ if environ is None else environ
-        limits = cls(max_active=_env_int(environ, MAX_ACTIVE_ENV, DEFAULT_MAX_ACTIVE, 1, 10_000),
-                     max_steps=_env_int(environ, MAX_STEPS_ENV, DEFAULT_MAX_STEPS, 1, _CONFIG_MAX_STEPS),
-                     max_run_memory=_env_bytes(environ, MAX_RUN_MEMORY_ENV, default_max_run_memory()),
-                     max_run_seconds=_env_int(environ, MAX_RUN_SECONDS_ENV, DEFAULT_MAX_RUN_SECONDS,
-                                              1, 365 * 24 * 3600))
-        if serving:
-            budget.warm_up()
-        return limits
+        return cls(max_active=_env_int(environ, MAX_ACTIVE_ENV, DEFAULT_MAX_ACTIVE, 1, 10_000),
+                   max_steps=_env_int(environ, MAX_STEPS_ENV, DEFAULT_MAX_STEPS, 1, _CONFIG_MAX_STEPS),
+                   max_run_memory=_env_bytes(environ, MAX_RUN_MEMORY_ENV, default_max_run_memory()),
+                   max_run_seconds=_env_int(environ, MAX_RUN_SECONDS_ENV, DEFAULT_MAX_RUN_SECONDS,
+                                            1, 365 * 24 * 3600))
 
     def check(self, configs: list[RunConfig], active: int) -> None:
         """Raise LimitError if a session with ``active`` runs queued or running may not add
         ``configs`` (all of them: a grid is queued whole or not at all)."""
+        self.check_cost(configs)
+        self.check_count(configs, active)
+
+    def check_cost(self, configs: list[RunConfig]) -> None:
+        """The caps on each run alone (its steps, its estimated memory and time): whoever submits it,
+        whatever else is queued. The estimate may take seconds for a set-up not seen before, so a
+        caller that holds a lock others need asks this first, outside it."""
         too_long = max((config.steps for config in configs), default=0)
         if too_long > self.max_steps:
             raise LimitError(f"A run here may train at most {self.max_steps:,} steps (this one asks "
                              f"for {too_long:,}): lower Steps, or run it from a terminal with "
                              "`python -m mtl_core run`.")
+        self.check_budget(configs)
+
+    def check_count(self, configs: list[RunConfig], active: int) -> None:
+        """The cap on a session's runs queued or running at once."""
         if active + len(configs) > self.max_active:
             room = max(self.max_active - active, 0)
             asked = f"{len(configs)} more run{'s' * (len(configs) != 1)}"
@@ -120,7 +126,6 @@ class SessionLimits:
                              f"have at most {self.max_active} at once, so {asked} cannot start"
                              f"{f' (room for {room})' if len(configs) > 1 and room else ''}: "
                              "wait for one to finish or stop one.")
-        self.check_budget(configs)
 
     def check_budget(self, configs: list[RunConfig]) -> None:
         """Raise LimitError, naming the setting to lower and to what, if a run's estimated peak

@@ -569,8 +569,8 @@ class Store:
         """
         where, values = _filters(run_id, since_step, split=split, metric=metric)
         rows = self._conn().execute(
-            f"SELECT step, split, task, metric, value FROM scalars WHERE {where} ORDER BY step, rowid",
-            values).fetchall()
+            f"SELECT step, split, task, metric, value FROM scalars {_split_index(split, since_step)}"
+            f"WHERE {where} ORDER BY step, rowid", values).fetchall()
         return _scalar_frame(rows, ["step", "split", "task", "metric", "value"])
 
     def matrices(self, run_id: int, *, name: str | None = None, since_step: int = 0) -> pd.DataFrame:
@@ -674,7 +674,8 @@ class Store:
     def final_metrics(self, run_id: int) -> dict[str, dict[str, float]]:
         """The last validation value of each task and metric: {task: {metric: value}}."""
         rows = self._conn().execute(
-            "SELECT task, metric, value FROM scalars WHERE run = ? AND split = 'val' ORDER BY step, rowid",
+            f"SELECT task, metric, value FROM scalars {_split_index('val', 0)}"
+            "WHERE run = ? AND split = 'val' ORDER BY step, rowid",
             (run_id,)).fetchall()
         final: dict[str, dict[str, float]] = {}
         for task, metric, value in rows:
@@ -912,6 +913,14 @@ def _filters(run_id: int, since_step: int, **equal: str | None) -> tuple[str, li
     clauses.append("step > ?")
     values.append(int(since_step))
     return " AND ".join(clauses), values
+
+
+def _split_index(split: str | None, since_step: int) -> str:
+    """The index for a whole split of a run: for ``ORDER BY step`` SQLite prefers
+    ``scalars_by_step`` and then reads every row of the run (a 200,000-step run's validation
+    numbers: 0.69 s that way, 3 ms by ``scalars_by_metric``). A poll for new steps keeps the
+    planner's choice: its range on ``scalars_by_step`` reads just those."""
+    return "INDEXED BY scalars_by_metric " if split is not None and since_step == 0 else ""
 
 
 def _scalar_frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:

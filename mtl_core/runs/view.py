@@ -41,8 +41,8 @@ from functools import cached_property
 import pandas as pd
 
 from mtl_core.engine import conflict
-from mtl_core.engine.records import GRADIENT_MATRICES
 from mtl_core.engine.downsample import POINTS_PER_SERIES, decimate, sample_steps
+from mtl_core.engine.records import GRADIENT_MATRICES
 from mtl_core.runs.store import RunInfo, Store
 
 TRAIN = "train"
