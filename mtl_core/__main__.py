@@ -1,4 +1,4 @@
-"""The command line: ``python -m mtl_core run | sweep | list | export | catalogue | serve``.
+"""The command line: ``python -m mtl_core run | sweep | list | export | catalogue | data | serve``.
 
 ``run`` trains in this process (no worker) and writes to the same store the app reads, so a run
 started here shows up on the app's Runs page, live. Mistakes in the input end with one line on
@@ -10,10 +10,12 @@ Examples::
 
     python -m mtl_core run --suite synthetic --method ew --steps 300 --param suite.correlation=0.9
     python -m mtl_core run --config run-12.json --seed 3 --json
+    python -m mtl_core run --data penguins.csv --targets species,body_mass_g --steps 300
     python -m mtl_core sweep --suite multidigits --methods ew,pcgrad --seeds 0,1,2 --steps 200
     python -m mtl_core list
     python -m mtl_core export 12 13 --csv --out runs.csv
     python -m mtl_core catalogue --json
+    python -m mtl_core data download mnist
     python -m mtl_core serve --server.port 8501
 """
 
@@ -40,7 +42,17 @@ from mtl_core.methods import METHODS
 from mtl_core.registry import Entry, Knob
 from mtl_core.runs import settings
 from mtl_core.runs.store import MAX_NAME_CHARS, Store, StoreError, check_name
-from mtl_core.suites import SUITES
+from mtl_core.suites import SUITES, downloads
+from mtl_core.suites.user_tables import (
+    LIMITS,
+    TableError,
+    TableSpec,
+    add_search_root,
+    prepare,
+    read_table,
+    store_table,
+    tables_root,
+)
 
 if TYPE_CHECKING:
     from mtl_core.runs.worker import Outcome
@@ -74,7 +86,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m mtl_core", description="MTL Playground from the command line.")
     commands = parser.add_subparsers(dest="command", required=True,
-                                     metavar="{run,sweep,list,export,catalogue,serve}")
+                                     metavar="{run,sweep,list,export,catalogue,data,serve}")
 
     run = commands.add_parser("run", help="train one run in this process and store its records")
     run.add_argument("--config", metavar="FILE", help="a run's config JSON (e.g. from the Runs page); "
@@ -105,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: method · arch · suite #id)")
     run.add_argument("--json", action="store_true", help="print one JSON line of results on stdout")
     run.add_argument("--store", metavar="PATH", help="run store (default: $MTL_STORE or ./runs/mtl.db)")
+    run.add_argument("--data", metavar="FILE.csv", help="train on your own table: it is stored beside the "
+                     "run store (in its folder's tables/) and named by its hash, so the run's exported config "
+                     f"re-runs it; at most {LIMITS.max_bytes // (1024 * 1024)} MB, {LIMITS.max_rows:,} rows, "
+                     f"{LIMITS.max_columns} columns")
+    run.add_argument("--targets", metavar="COLUMNS", help="with --data: the columns to predict, comma-separated "
+                     "(two or more; each becomes a task)")
+    run.add_argument("--inputs", metavar="COLUMNS", help="with --data: the columns to learn from (default: "
+                     "every other usable column)")
+    run.add_argument("--kinds", metavar="COLUMN=KIND,...", help="with --data: a target's kind where the "
+                     "inferred one is wrong, e.g. grade=classification,price=regression")
 
     _add_sweep_parser(commands)
 
@@ -125,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument("--store", metavar="PATH")
 
+    _add_data_parser(commands)
+
     serve = commands.add_parser("serve", help="check the server's MTL_* settings, then start the app "
                                 "(`streamlit run app.py` with the arguments that follow)",
                                 epilog="settings: " + "; ".join(f"{name}: {meaning}"
@@ -144,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return {"run": cmd_run, "sweep": cmd_sweep, "list": cmd_list, "export": cmd_export,
-                "catalogue": cmd_catalogue, "serve": cmd_serve}[args.command](args)
-    except (UsageError, ConfigError, StoreError) as error:
+                "catalogue": cmd_catalogue, "data": cmd_data, "serve": cmd_serve}[args.command](args)
+    except (UsageError, ConfigError, StoreError, TableError) as error:
         print(f"error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as error:  # a signal before a run began (e.g. during torch's import)
@@ -222,7 +246,51 @@ def _check_run_flags(args: argparse.Namespace) -> None:
             raise UsageError(f"--name: {error}".rstrip(".")) from None
 
 
+def _store_data_table(args: argparse.Namespace) -> str:
+    """``--data FILE --targets ...``: the table checked, then stored beside the run store; returns
+    its suite key. A TableError (or a flag that is wrong) leaves nothing stored."""
+    if args.suite is not None:
+        raise UsageError("--data and --suite both name the data: give one of them")
+    if not args.targets:
+        raise UsageError("--data needs --targets: the columns to predict, e.g. --targets species,sex")
+    _check_run_flags(args)
+    path = Path(args.data)
+    try:
+        if not path.is_file():
+            raise UsageError(f"no data file at {path}")
+        size = path.stat().st_size
+        with path.open("rb") as file:  # read one byte past the limit: read_table says it is too large
+            raw = file.read(min(size, LIMITS.max_bytes) + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    kinds = {}
+    for item in _columns(args.kinds):
+        column, equals, kind = item.rpartition("=")
+        if not equals or not column.strip():
+            raise UsageError(f"--kinds must look like column=classification,column=regression (got {item!r})")
+        kinds[column.strip()] = kind.strip()
+    spec = TableSpec.for_bytes(raw, path.name, targets=_columns(args.targets), inputs=_columns(args.inputs),
+                               kinds=kinds)
+    table = prepare(read_table(raw, path.name), spec)
+    key = store_table(raw, spec, tables_root(args.store))
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    tasks = ", ".join(f"{task.name} ({task.kind})" for task in table.tasks)
+    print(f"table {key}: {table.rows_used:,} rows, {len(table.features)} input features; tasks {tasks}",
+          file=sys.stderr)
+    return key
+
+
+def _columns(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    add_search_root(tables_root(args.store))  # a config naming a table stored beside this store
+    if args.data is not None:
+        args.suite = _store_data_table(args)
+    elif args.targets is not None or args.inputs is not None or args.kinds is not None:
+        raise UsageError("--targets, --inputs and --kinds describe the table of --data FILE: give --data too")
     config = config_from_args(args)
     _check_run_flags(args)
     store = _open_store(args.store)
@@ -390,6 +458,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from mtl_core.runs import sweep as sweeps
     from mtl_core.runs.baselines import missing_baselines
 
+    add_search_root(tables_root(args.store))  # a config naming a table stored beside this store
     configs = sweeps.make_grid(_sweep_base(args), args.methods, args.archs, args.seeds).configs()
     store = _open_store(args.store)
     baselines = [] if args.no_baselines else missing_baselines(store, configs)
@@ -622,6 +691,79 @@ def _open_store(path: str | None, *, create: bool = True) -> Store:
         raise UsageError(str(error).rstrip(".")) from None
     except (OSError, sqlite3.Error) as error:  # an unwritable folder, a file that is not a store
         raise UsageError(f"cannot open the run store {path or '(default)'}: {error}") from None
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+def _add_data_parser(commands: Any) -> None:
+    data = commands.add_parser("data", help="download MNIST or Fashion-MNIST once, or show where they are kept")
+    actions = data.add_subparsers(dest="action", required=True, metavar="{download,where}")
+    fetch = actions.add_parser("download", help="fetch a data set's four files into the cache folder, "
+                               "checking each against its published MD5 (files already there are kept)")
+    fetch.add_argument("name", choices=list(downloads.DATASETS), help="the data set")
+    actions.add_parser("where", help="print the cache folder ($MTL_DATA) and which data sets are complete")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.action == "where":
+        print(f"cache folder: {downloads.cache_dir()} (set {downloads.ENV_VAR} to move it)")
+        for name, data in downloads.DATASETS.items():
+            print(f"  {name:<8} {_data_state(name)}  {data.title}, {downloads.dataset_dir(name)}")
+        return 0
+    name = args.name
+    if downloads.is_complete(name):
+        print(f"{downloads.DATASETS[name].title} is already in {downloads.dataset_dir(name)}", file=sys.stderr)
+        return 0
+    bar = _ByteBar(sys.stderr)
+    try:
+        folder = downloads.download(name, progress=bar.update)
+    except downloads.DataUnavailable as error:
+        bar.close()
+        raise UsageError(_one_line(error)) from None
+    bar.close()
+    print(f"{downloads.DATASETS[name].title} downloaded and checked: {folder}", file=sys.stderr)
+    return 0
+
+
+def _data_state(name: str) -> str:
+    missing = downloads.missing_files(name)
+    if missing:
+        return f"missing {len(missing)} of {len(downloads.DATASETS[name].files)} files"
+    return "complete" if downloads.is_complete(name) else "corrupt (download it again)"
+
+
+class _ByteBar:
+    """Bytes, megabytes and percent on one line of stderr: redrawn at most 10 times a second on a
+    terminal, every 10% (as a new line) elsewhere."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.tty = stream, stream.isatty()
+        self.last_draw, self.last_tenth, self.drawn = 0.0, -1, False
+
+    def update(self, done: int, total: int) -> None:
+        fraction = min(done / total, 1.0) if total else 1.0
+        now, tenth = time.monotonic(), int(fraction * 10)
+        if self.tty and (now - self.last_draw >= 0.1 or done == total):
+            self.stream.write("\r" + self._text(done, total, fraction) + "\x1b[K")
+        elif not self.tty and (tenth != self.last_tenth or done == total):
+            self.stream.write(self._text(done, total, fraction) + "\n")
+        else:
+            return
+        self.last_draw, self.last_tenth, self.drawn = now, tenth, True
+        self.stream.flush()
+
+    def _text(self, done: int, total: int, fraction: float) -> str:
+        filled = int(round(fraction * self.WIDTH))
+        return (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done / 1e6:.1f} / {total / 1e6:.1f} MB "
+                f"({done:,} bytes) {fraction:.0%}")
+
+    def close(self) -> None:
+        if self.tty and self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.drawn = False
 
 
 # --- serve ------------------------------------------------------------------------------------------

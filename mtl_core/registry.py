@@ -163,7 +163,14 @@ class Entry:
         if unknown:
             allowed = ", ".join(sorted(known)) or "none"
             raise ValueError(f"{self.name} has no setting {', '.join(map(repr, unknown))} (settings: {allowed})")
-        return {knob.name: knob.validate(params.get(knob.name, knob.default)) for knob in self.knobs}
+        values = {knob.name: knob.validate(params.get(knob.name, knob.default)) for knob in self.knobs}
+        # Knobs that constrain each other (a canvas that must hold both digits) say so in one
+        # sentence: extra["check"](values) returns what is wrong, or None.
+        check = self.extra.get("check")
+        problem = check(values) if check is not None else None
+        if problem:
+            raise ValueError(problem)
+        return values
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +185,7 @@ class TaskInfo:
     higher_is_better: bool
     help: str
     unit: str = ""
+    classes: tuple[str, ...] = ()  # a classification task's class names, in index order (if not 0, 1, ...)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,26 +232,70 @@ E = TypeVar("E", bound=Entry)
 
 
 class Registry(Generic[E]):
-    """An ordered, keyed collection of entries; the order is the order a person sees."""
+    """An ordered, keyed collection of entries; the order is the order a person sees.
+
+    Besides the registered entries, keys with a given prefix may be *resolved* on demand (a
+    person's own table, ``"table-<hash>"``, is a suite read from a stored spec): ``registry[key]``
+    and ``key in registry`` find them, while iterating, ``keys()`` and ``len()`` list only the
+    registered entries. See :meth:`add_resolver`.
+    """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, E] = {}
+        self._resolvers: dict[str, str] = {}  # key prefix -> "module:attribute"
+        self._resolved: dict[str, E] = {}  # found once, kept: what a resolver finds never changes
 
     def register(self, entry: E) -> E:
         if entry.key in self._entries:
             raise ValueError(f"{self.kind} {entry.key!r} is registered twice")
+        if any(entry.key.startswith(prefix) for prefix in self._resolvers):
+            raise ValueError(f"{self.kind} {entry.key!r} starts with a prefix that a resolver owns")
         self._entries[entry.key] = entry
         return entry
+
+    def add_resolver(self, prefix: str, resolver: str) -> None:
+        """Keys starting with ``prefix`` are looked up by ``resolver`` (``"module:attribute"``,
+        imported on first use like a factory): a callable ``key -> entry`` that raises ValueError
+        with one sentence for a person when there is no such entry. What it finds is kept for the
+        life of the process, so a resolver must only find entries that never change."""
+        if any(key.startswith(prefix) for key in self._entries):
+            raise ValueError(f"{self.kind} keys starting with {prefix!r} are registered already")
+        self._resolvers[prefix] = resolver
 
     def __getitem__(self, key: str) -> E:
         try:
             return self._entries[key]
-        except KeyError:
-            raise ValueError(f"unknown {self.kind} {key!r} (choose from {', '.join(self._entries)})") from None
+        except (KeyError, TypeError):
+            pass
+        resolved = self._resolve(key)
+        if resolved is not None:
+            return resolved
+        raise ValueError(f"unknown {self.kind} {key!r} (choose from {', '.join(self._entries)})")
 
     def __contains__(self, key: object) -> bool:
-        return key in self._entries
+        if not isinstance(key, str):
+            return False
+        if key in self._entries:
+            return True
+        try:
+            return self._resolve(key) is not None
+        except ValueError:
+            return False
+
+    def _resolve(self, key: object) -> E | None:
+        """The entry a resolver finds for ``key``; None if no resolver owns the key's prefix."""
+        if not isinstance(key, str):
+            return None
+        if key in self._resolved:
+            return self._resolved[key]
+        for prefix, resolver in self._resolvers.items():
+            if key.startswith(prefix):
+                module, _, attribute = resolver.partition(":")
+                entry = getattr(importlib.import_module(module), attribute)(key)
+                self._resolved[key] = entry
+                return entry
+        return None
 
     def __iter__(self) -> Iterator[E]:
         return iter(self._entries.values())

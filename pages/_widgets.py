@@ -20,6 +20,9 @@ from mtl_core.config import RunConfig
 from mtl_core.methods import METHODS
 from mtl_core.registry import Entry, Knob, KnobValue, MethodInfo, Registry
 from mtl_core.suites import SUITES
+from pages._download import data_ready
+from pages._resources import store_path
+from pages._table import OWN_TABLE, OWN_TABLE_LABEL, table_suites, table_upload, take_pending
 
 WIDGET_PREFIX = "train."
 
@@ -105,14 +108,16 @@ def entry_select(label: str, registry: Registry, *, key: str, value: str, help: 
 
 def config_form(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
     """Draw the whole configuration, seeded from ``config``; return the raw settings for
-    ``RunConfig.parse`` and the problems the form itself can see (no task chosen)."""
+    ``RunConfig.parse`` and the problems the form itself can see (no task chosen). No settings
+    (an empty mapping) and no problems: a table is being uploaded, there is nothing to run yet."""
     p = WIDGET_PREFIX
     problems: list[str] = []
 
     st.subheader("Tasks", anchor=False)
-    suite_key = entry_select("Task suite", SUITES, key=f"{p}suite", value=config.suite,
-                             help="The data and the tasks to learn from it. " +
-                             " ".join(f"**{s.name}**: {s.summary}" for s in SUITES))
+    suite_key = suite_select(config.suite)
+    if suite_key == OWN_TABLE:
+        table_upload(store_path())
+        return {}, []  # nothing to run yet: the panel says what to do next
     suite = SUITES[suite_key]
     same_suite = suite_key == config.suite
     st.caption(suite.summary)
@@ -126,6 +131,11 @@ def config_form(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
     if not tasks:
         problems.append("tasks: choose at least one task")
     suite_params = knob_group(suite, owner="suite", values=config.suite_params if same_suite else {})
+    try:
+        if not data_ready(suite_key, suite_params, key=f"{p}download"):
+            problems.append("data: the data set these settings need is not downloaded yet (see above)")
+    except ValueError:
+        pass  # settings that do not validate: RunConfig says why, below
 
     st.subheader("Model and method", anchor=False)
     arch_key = entry_select("Architecture", ARCHITECTURES, key=f"{p}arch", value=config.arch,
@@ -154,6 +164,19 @@ def config_form(config: RunConfig) -> tuple[dict[str, Any], list[str]]:
             "arch": arch_key, "arch_params": arch_params,
             "method": method_key, "method_params": method_params, **training}
     return data, problems
+
+
+def suite_select(current: str) -> str:
+    """The suite select: the built-in suites, the person's own tables, and an entry to upload one."""
+    key = f"{WIDGET_PREFIX}suite"
+    options = [*SUITES.keys(), *table_suites(current), OWN_TABLE]
+    take_pending(key)
+    seed_widget(key, current if current in options else options[0])
+    return st.selectbox("Task suite", options, key=key,
+                        format_func=lambda k: OWN_TABLE_LABEL if k == OWN_TABLE else SUITES[k].name,
+                        help="The data and the tasks to learn from it. "
+                             + " ".join(f"**{s.name}**: {s.summary}" for s in SUITES)
+                             + " **Your own table**: upload a CSV and pick its targets, a task each.")
 
 
 def method_card(method: MethodInfo) -> None:

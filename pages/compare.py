@@ -25,6 +25,7 @@ from mtl_core.suites import SUITES
 from pages import _url as url
 from pages._charts import draw, draw_plotly
 from pages._conflicts import conflict_section
+from pages._download import data_ready
 from pages._entry import through_app
 from pages._identity import current_actor
 from pages._polling import POLL_S
@@ -110,7 +111,11 @@ def grid_form(store: Store, grid: sweep.Grid) -> sweep.Grid:
     base = grid.base
     setup, choices = st.columns([1, 1.4], gap="large")
     with setup:
-        suite_key = st.selectbox("Task suite", SUITES.keys(), key=seed_widget(f"{PREFIX}suite", base.suite),
+        # A person's own table (from Train's "Compare methods on this set-up") is offered beside the
+        # built-in suites: it is not listed in the registry.
+        built_in = SUITES.keys()
+        offered = [*built_in, *([base.suite] if base.suite not in built_in else [])]
+        suite_key = st.selectbox("Task suite", offered, key=seed_widget(f"{PREFIX}suite", base.suite),
                                  format_func=lambda k: SUITES[k].name,
                                  help="The data and tasks every run of the grid learns.")
         suite = SUITES[suite_key]
@@ -119,6 +124,7 @@ def grid_form(store: Store, grid: sweep.Grid) -> sweep.Grid:
                                                list(base.tasks) if suite_key == base.suite else list(suite.default_tasks)),
                                help="The tasks learned together; two give a Pareto plot, more a "
                                     "parallel-coordinates view.")
+        data_ready(suite_key, base.suite_params if suite_key == base.suite else {}, key=f"{PREFIX}download")
         steps = st.number_input("Steps per run", min_value=1, max_value=1_000_000, step=100,
                                 key=seed_widget(f"{PREFIX}steps", base.steps),
                                 help="Optimiser steps of every run (and of the STL baselines).")

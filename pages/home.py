@@ -1,4 +1,4 @@
-"""Home: what multi-task learning is, the survey's map of it, and a five-step tour of the app."""
+"""Home: what multi-task learning is, the survey's map of it, and a six-step tour of the app."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ SWITCHED = RunConfig.parse(CONFLICT.model_dump() | {"method": "pcgrad", "method_
 COMPARED = Grid(CONFLICT, methods=("ew", "pcgrad", "cagrad"), archs=("hps",), seeds=(0, 1))
 SHARING = RunConfig.parse({"suite": "multidigits", "tasks": ["left", "right"], "arch": "mmoe",
                            "steps": 300})
+# Real data whose losses differ a hundredfold: what loss weighting is for.
+SCALES = RunConfig.parse({"suite": "penguins", "method": "uw", "steps": 400})
 
 TOUR = (  # (key, title, what it shows)
     ("first", "Train a first run",
@@ -39,6 +41,10 @@ TOUR = (  # (key, title, what it shows)
     ("sharing", "See sharing",
      "The Sharing page draws a Multi-gate Mixture-of-Experts: experts shared by both tasks, a "
      "gate per task. Train it to see what each gate learns."),
+    ("scales", "Balance real losses",
+     "Real penguins: species and sex to classify, body mass (kg) and flipper length (mm) to predict. "
+     "Their losses differ a hundredfold; uncertainty weighting learns a weight per task: watch the "
+     "Task weights chart give the large flipper loss less weight."),
 )
 
 TOUR_OPENS = {  # the buttons' help: where each one goes
@@ -47,6 +53,7 @@ TOUR_OPENS = {  # the buttons' help: where each one goes
     "switch": "Opens the Train page with PCGrad on the same set-up as step 2.",
     "compare": "Opens the Compare page with a grid of three methods x two seeds on the same set-up; nothing trains until you launch it.",
     "sharing": "Opens the Sharing page on the MMoE architecture (experts and gates).",
+    "scales": "Opens the Train page on the Palmer penguins with uncertainty weighting.",
 }
 
 
@@ -57,7 +64,7 @@ def start_step(step: str) -> None:
         st.session_state.config = SHARING
         st.session_state["sharing.arch"] = SHARING.arch
         st.switch_page("pages/sharing.py")
-    config = {"first": FIRST_RUN, "conflict": CONFLICT, "switch": SWITCHED}[step]
+    config = {"first": FIRST_RUN, "conflict": CONFLICT, "switch": SWITCHED, "scales": SCALES}[step]
     st.switch_page("pages/train.py", query_params=config.to_query())
 
 

@@ -423,12 +423,12 @@ with form:
     st.header("Train", anchor=False)
     actions = st.container()  # drawn above the form, filled once the form is read
     data, problems = config_form(config)
-    if not problems:
+    if data and not problems:
         try:
             config = RunConfig.parse(data)
         except ConfigError as error:
             problems = error.problems
-    if not problems:
+    if data and not problems:
         st.session_state.config = config
     share_panel(st.session_state.config, key="share.train",
                 on_upload=lambda uploaded: url.write(uploaded.to_query()))
@@ -438,7 +438,7 @@ with form:
 
 with actions:
     train_col, stop_col = st.columns(2)
-    if train_col.button("Train", type="primary", width="stretch", disabled=bool(problems),
+    if train_col.button("Train", type="primary", width="stretch", disabled=bool(problems) or not data,
                         help="Start a run with these settings (it queues if another is training)."):
         new_id = submit_run(config)  # or it says why not (e.g. a full queue)
         if new_id is not None:

@@ -37,14 +37,14 @@ def test_home_is_the_default_page_with_the_map_and_the_tour(mtl_store):
     assert not at.exception
     assert at.header[0].value.startswith("Multi-task learning")
     assert len(at.get("plotly_chart")) == 1
-    assert {f"home.tour.{step}" for step in ("first", "conflict", "switch", "compare", "sharing")} <= set(buttons(at))
+    assert {f"home.tour.{step}" for step in ("first", "conflict", "switch", "compare", "sharing", "scales")} <= set(buttons(at))
     # a link to the catalogue card of every method and architecture
     links = [link.proto for link in at.get("page_link")]
     assert len(links) == len(METHODS) + len(ARCHITECTURES)
     assert all(link.page.endswith("methods") for link in links)
 
 
-@pytest.mark.parametrize("step, method", [("first", "ew"), ("conflict", "ew"), ("switch", "pcgrad")])
+@pytest.mark.parametrize("step, method", [("first", "ew"), ("conflict", "ew"), ("switch", "pcgrad"), ("scales", "uw")])
 def test_a_tour_step_opens_train_with_its_config(mtl_store, step, method):
     at = new_app().run()
     buttons(at)[f"home.tour.{step}"].click().run()

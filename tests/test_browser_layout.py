@@ -1,6 +1,6 @@
-"""Projector-proof layout in a real headless Chromium: every page at 1280x720 and 1440x900, in the
-light and the dark theme, in the normal and the presentation mode, keeps its text whole. Fails on
-clipped text, measured in the page:
+"""Projector-proof layout in a real headless Chromium: every page at 1280x720 and 1440x900 in the
+light theme, and at 1280x720 in the dark one, in the normal and the presentation mode, keeps its
+text whole. Fails on clipped text, measured in the page:
 
 - page text (headings, widget labels, metric values, multiselect chips, links, buttons): an
   element whose own text is wider than its box (``scrollWidth > clientWidth``), as Streamlit's
@@ -166,7 +166,7 @@ def settle(page) -> None:
 
 def test_no_page_clips_its_text(visits):
     """Each page is loaded once per mode; the theme (the system's, which the app follows) and the
-    window size change in place, as a lecturer's would: that keeps 72 views fast."""
+    window size change in place, as a lecturer's would: that keeps 48 views fast."""
     url, pages = visits
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
@@ -191,7 +191,9 @@ def test_no_page_clips_its_text(visits):
                 for theme in THEMES:
                     page.emulate_media(color_scheme=theme)
                     page.wait_for_function(DARK_JS if theme == "dark" else f"() => !({DARK_JS})()", timeout=10_000)
-                    for width, height in SIZES:
+                    # Text is as wide in either theme: the dark one is checked (and its colours
+                    # looked at) at the tighter size only.
+                    for width, height in (SIZES if theme == THEMES[0] else SIZES[:1]):
                         page.set_viewport_size({"width": width, "height": height})
                         page.wait_for_timeout(RELAYOUT_MS)
                         where = f"{mode} {theme} {width}x{height} {name}"
@@ -200,7 +202,7 @@ def test_no_page_clips_its_text(visits):
                 if name == "train" and mode == "normal":
                     problems += enlarge_one_chart(page)
     elapsed = time.monotonic() - started
-    print(f"\n{len(pages) * len(SIZES) * len(THEMES) * len(MODES)} page views checked in {elapsed:.0f} s")
+    print(f"\n{len(pages) * (len(SIZES) + 1) * len(MODES)} page views checked in {elapsed:.0f} s")
     assert not problems, "\n".join(problems)
     assert not outside, f"fetched from outside the app: {sorted(set(outside))}"
 

@@ -1,4 +1,4 @@
-"""The Home page's "Start here" tour in a real headless Chromium: each of its five buttons opens
+"""The Home page's "Start here" tour in a real headless Chromium: each of its six buttons opens
 the right page with the right set-up (Train with the step's method, Compare with a grid of three
 methods for step 4, the Sharing page on MMoE for step 5). Prints one line per step; saves a screenshot after each step to
 test-artifacts/tour_step_<n>.png.
@@ -39,6 +39,7 @@ STEPS = (
     ("Switch method", "/train", "Train", "pcgrad"),
     ("Compare", "/compare", "Compare", None),
     ("See sharing", "/sharing", "Sharing", None),
+    ("Balance real losses", "/train", "Train", "uw"),
 )
 
 

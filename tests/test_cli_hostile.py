@@ -232,16 +232,18 @@ def test_spreadsheet_safe_leaves_plain_text_and_numbers_alone():
 
 # --- 8. the upload limit --------------------------------------------------------------------------
 
-def test_the_server_refuses_uploads_over_one_megabyte():
+def test_the_server_refuses_uploads_over_the_table_limit_and_configs_over_one_megabyte():
     # The served app (benchmarks/served_app.py, `serve`) runs streamlit from the project's root,
     # where .streamlit/config.toml sets the limit; Streamlit's default is 200 MB.
     code = ("from streamlit import config; config.get_config_options(force_reparse=True); "
             "print(config.get_option('server.maxUploadSize'))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "1", done.stderr
-    from pages._share import UPLOAD_LIMIT_MB  # the page's own limit, the same
+    from mtl_core.suites.user_tables import LIMITS
+    from pages._share import UPLOAD_LIMIT_MB  # the config uploader's own limit
+    from pages._table import UPLOAD_LIMIT_MB as TABLE_LIMIT_MB
 
-    assert UPLOAD_LIMIT_MB == 1
+    assert done.stdout.strip() == str(TABLE_LIMIT_MB) == "10", done.stderr
+    assert LIMITS.max_bytes == TABLE_LIMIT_MB * 1024 * 1024 and UPLOAD_LIMIT_MB == 1
 
 
 # --- 9. the server's settings ---------------------------------------------------------------------

@@ -102,3 +102,17 @@ def test_display_table_names_the_sign_of_delta_m_and_the_baseline():
     assert shown["left: Accuracy ↑"].tolist() == ["0.9000 ± 0.0100", "0.8000"]
     assert shown["Δm % (+ is better)"].tolist() == ["1.23 ± 0.50", "0.00 ± 0.00"]
     assert shown["STL baseline runs"].tolist() == ["1,2", "none yet"]
+
+
+def test_each_row_of_an_interval_chart_keeps_its_methods_colour_when_the_baselines_come_first():
+    # A table ranked by delta-m can list the STL baselines first: each method still gets its own
+    # colour (once, every row took its neighbour's), the baselines theirs.
+    frame = pd.DataFrame({"series": [compare_viz.BASELINE_SERIES, "cagrad", "ew"],
+                          "label": ["STL baselines", "CAGrad", "Equal weighting"],
+                          "value": [0.93, 0.92, 0.91], "low": [0.92, 0.91, 0.90], "high": [0.94, 0.93, 0.92],
+                          "verdict": ["", "", ""], "seeds": ["0,1", "0,1", "0,1"]})
+    spec = compare_viz.interval_chart(frame, title="t", x_title="x").to_dict()
+    scale = spec["layer"][0]["encoding"]["color"]["scale"]
+    colour = dict(zip(scale["domain"], scale["range"], strict=True))
+    assert colour["cagrad"] == viz.method_colors()["cagrad"] and colour["ew"] == viz.method_colors()["ew"]
+    assert colour[compare_viz.BASELINE_SERIES] == compare_viz.BASELINE_COLOR

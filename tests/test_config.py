@@ -34,7 +34,7 @@ def test_defaults_are_the_demo_and_fill_in_suite_defaults():
         ({"batch_size": 10**9}, "batch_size: must be less than or equal to 8192"),
         ({"optimizer": "rmsprop"}, "optimizer: must be 'adam' or 'sgd'"),
         ({"device": "tpu"}, "device: must be 'auto', 'cpu', 'cuda' or 'mps'"),
-        ({"suite": "imagenet"}, "unknown suite 'imagenet' (choose from multidigits, digit_attributes, synthetic)"),
+        ({"suite": "imagenet"}, "unknown suite 'imagenet' (choose from multidigits, digit_attributes, synthetic, multimnist, multifashion, penguins, wine)"),
         ({"arch": "nope"}, "unknown architecture 'nope'"),
         ({"method": "nope"}, "unknown method 'nope'"),
         ({"tasks": ["left", "ink"]}, "tasks: ink not in MultiDigits"),

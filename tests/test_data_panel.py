@@ -14,8 +14,9 @@ from streamlit.testing.v1 import AppTest
 from mtl_core.figures import data as data_viz
 from mtl_core.suites import SUITES, build_suite
 from mtl_core.suites import examples as suite_examples
+from tests.suite_support import OFFLINE
 
-KEYS = SUITES.keys()
+KEYS = OFFLINE
 
 
 @functools.cache
@@ -58,7 +59,8 @@ def test_every_example_gets_a_label_line_per_selected_task(key):
         assert len(pixels) == examples.inputs.size and set(pixels["example"]) == set(range(5))
     else:
         table = suite_examples.feature_table(examples)
-        assert list(table.columns) == [f"x[{i}]" for i in range(suite_examples.N_FEATURES)] + list(tasks)
+        names = data.feature_names or [f"x[{i}]" for i in range(data.input_shape[0])]  # a table names its columns
+        assert list(table.columns) == list(names[:suite_examples.N_FEATURES]) + list(tasks)
         assert len(table) == 5
 
 
@@ -73,6 +75,45 @@ def test_the_class_balance_counts_every_class_of_every_classification_task(key):
         assert list(rows["class"]) == list(range(task.n_outputs))
         assert rows["count"].sum() == len(data.y_train[task.name])
         assert rows["share"].sum() == pytest.approx(1.0)
+
+
+def test_the_association_is_zero_for_independent_targets_and_one_for_determined_ones():
+    data = small_suite("digit_attributes")
+    table = suite_examples.label_association(data)
+    value = {(r.task_a, r.task_b): r.value for r in table.itertuples()}
+    assert all(value[(t, t)] == 1.0 for t in data.info.task_names)
+    assert all(value[(a, b)] == pytest.approx(value[(b, a)]) for a, b in value)  # symmetric
+    assert value[("digit", "parity")] == pytest.approx(1.0)  # the class decides the parity
+    assert value[("digit", "large")] == pytest.approx(1.0)
+    assert table["value"].min() >= 0.0 and table["value"].max() <= 1.0 + 1e-12
+    # the measure follows the kinds
+    measures = {(r.task_a, r.task_b): r.measure for r in table.itertuples()}
+    assert measures[("ink", "centre")] == "|Pearson r|" and measures[("digit", "ink")] == "correlation ratio η"
+    # MultiDigits' two digits are drawn independently: little association, far below any real link
+    pairs = suite_examples.label_association(small_suite("multidigits"))
+    assert pairs.query("task_a == 'left' and task_b == 'right'")["value"].item() < 0.2
+
+
+def test_the_association_measures_match_their_textbook_values():
+    from mtl_core.suites.examples import _correlation_ratio, _cramers_v, _pearson
+
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    assert _pearson(x, -2 * x) == pytest.approx(-1.0)
+    # a 2x2 table [[2, 0], [0, 2]] is perfect association; [[1, 1], [1, 1]] none
+    assert _cramers_v(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])) == pytest.approx(1.0)
+    assert _cramers_v(np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])) == pytest.approx(0.0)
+    # groups {0: [1, 3], 1: [5, 7]}: between-group SS 16 of total 20 -> eta = sqrt(0.8)
+    assert _correlation_ratio(np.array([0, 0, 1, 1]), np.array([1.0, 3.0, 5.0, 7.0])) == pytest.approx(0.8 ** 0.5)
+
+
+def test_the_association_heatmap_writes_every_value_on_a_fixed_scale():
+    data = small_suite("digit_attributes")
+    table = suite_examples.label_association(data, ["digit", "ink", "centre"])
+    spec = data_viz.association_heatmap(table, data.info).to_dict()
+    cells, text = spec["layer"]
+    assert cells["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    assert text["encoding"]["text"]["field"] == "value"
+    assert len(table) == 9 and set(table["task_a"]) == {"digit", "ink", "centre"}
 
 
 def test_targets_read_as_a_person_writes_them():
@@ -90,7 +131,7 @@ def test_tasks_are_checked_and_kept_in_the_suite_order():
         suite_examples.data_examples(data, ["digit", "colour"])
 
 
-@pytest.mark.parametrize("key", [s.key for s in SUITES if s.input_kind == "image"])
+@pytest.mark.parametrize("key", [key for key in OFFLINE if SUITES[key].input_kind == "image"])
 def test_the_grid_writes_every_task_label_under_every_example(key):
     data = small_suite(key)
     examples = suite_examples.data_examples(data, n=8)
@@ -139,7 +180,9 @@ def test_an_opened_data_panel_shows_the_labelled_examples_and_the_class_balance(
     at = methods_page("methods.data.multidigits")
     panel = next(e for e in at.expander if e.label == "See the data" and e.get("vega_lite_chart"))
     charts = panel.get("vega_lite_chart")
-    assert len(charts) == 2  # the examples and the class balance
+    assert len(charts) == 3  # the examples, the class balance and the tasks' association
+    association = json.loads(charts[2].proto.spec)
+    assert association["title"]["text"] == "How strongly the tasks' targets go together"
     grid = json.loads(charts[0].proto.spec)
     assert [p["title"]["text"][0].split()[0] for p in grid["concat"]] == ["left"] * 8
     assert any("validation examples" in c.value for c in panel.caption)
@@ -151,3 +194,12 @@ def test_an_opened_vector_suite_panel_shows_a_table_with_the_targets():
     table = panel.get("dataframe")[0].value
     assert list(table.columns)[-2:] == ["y1", "y2"] and len(table) == suite_examples.N_EXAMPLES
     assert any("class balance" in c.value for c in panel.caption)  # no classification task
+
+
+def test_a_table_suites_panel_names_its_columns_and_says_they_are_standardised():
+    at = methods_page("methods.data.penguins")
+    panel = next(e for e in at.expander if e.label == "See the data" and e.get("dataframe"))
+    table = panel.get("dataframe")[0].value
+    assert list(table.columns)[:3] == ["island=Biscoe", "island=Dream", "island=Torgersen"]
+    assert list(table.columns)[-4:] == ["species", "sex", "body_mass", "flipper_length"]
+    assert any("standardised" in c.value for c in panel.caption)

@@ -183,7 +183,7 @@ def extreme_configs() -> list[tuple[str, RunConfig]]:
     architecture's and method's number knobs all at their lows, then all at their highs."""
     from mtl_core.architectures import ARCHITECTURES
     from mtl_core.methods import METHODS
-    from mtl_core.suites import SUITES
+    from mtl_core.suites import SUITES, required_download
 
     configs = [("training lows", {"lr": 1e-6, "batch_size": 1, "steps": 1, "eval_every": 1,
                                   "probe_every": 0, "snapshot_every": 0, "seed": 0}),
@@ -197,6 +197,12 @@ def extreme_configs() -> list[tuple[str, RunConfig]]:
                        and k.high is not None]
             for end in ("low", "high"):
                 params = {k.name: (int if k.kind == "int" else float)(getattr(k, end)) for k in numbers}
+                try:
+                    entry.validate_params(params)
+                except ValueError:  # knobs that constrain each other (a canvas too small for its
+                    continue  # digits): refused in one sentence, tests/test_mnist_suite.py
+                if field == "suite" and required_download(entry.key, params):
+                    continue  # the form offers the download first: tests/test_mnist_suite.py
                 if params:
                     base = {"suite": entry.key} if field == "suite" else {"suite": "synthetic", field: entry.key}
                     configs.append((f"{entry.key} {end}s", {**base, f"{field}_params": params}))

@@ -3,6 +3,8 @@ may ask for; the job manager enforces them per owner, the pages say so in one se
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -67,6 +69,10 @@ def test_the_manager_counts_runs_per_owner_and_frees_room_when_they_end(tmp_path
         for run_id in (first, third, bob, *no_owner):
             jobs.stop(run_id)
         assert jobs.wait(first, timeout=30) == "stopped"
+        # The store says "stopped" as the worker ends; the manager reaps it a moment later.
+        deadline = time.monotonic() + 10
+        while jobs.active_of("alice") and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert jobs.active_of("alice") == [] and jobs._owners == {}  # nothing accumulates
     finally:
         jobs.shutdown()

@@ -9,9 +9,10 @@ import pytest
 from mtl_core.architectures import ARCHITECTURES
 from mtl_core.config import RunConfig
 from mtl_core.suites import SUITES, build_suite
+from tests.suite_support import OFFLINE
 
 ARCH_KEYS = ARCHITECTURES.keys()
-SUITE_KEYS = SUITES.keys()
+SUITE_KEYS = OFFLINE
 
 
 @pytest.mark.parametrize("registry", [SUITES, ARCHITECTURES], ids=["suites", "architectures"])

@@ -21,6 +21,7 @@ from mtl_core.suites.digits import (
     shifted_copies,
 )
 from mtl_core.suites.synthetic import build_synthetic, mmoe_label, task_weights
+from tests.suite_support import OFFLINE
 
 
 def _image_keys(images: torch.Tensor | np.ndarray) -> set[bytes]:
@@ -31,10 +32,11 @@ def _image_keys(images: torch.Tensor | np.ndarray) -> set[bytes]:
 
 # --- every suite ----------------------------------------------------------------------------
 
-EXPECTED_INPUT = {"multidigits": (1, 8, 11), "digit_attributes": (1, 8, 8), "synthetic": (100,)}
+EXPECTED_INPUT = {"multidigits": (1, 8, 11), "digit_attributes": (1, 8, 8), "synthetic": (100,),
+                  "multimnist": (1, 28, 28), "penguins": (5,), "wine": (11,)}
 
 
-@pytest.mark.parametrize("key", SUITES.keys())
+@pytest.mark.parametrize("key", OFFLINE)
 def test_default_suite_has_the_registered_tasks_shapes_and_label_ranges(key):
     suite = build_suite(key)
     assert suite.input_shape == EXPECTED_INPUT[key]
@@ -52,7 +54,7 @@ def test_default_suite_has_the_registered_tasks_shapes_and_label_ranges(key):
         assert suite.x_train.min() == 0.0 and suite.x_train.max() == 1.0
 
 
-@pytest.mark.parametrize("key", SUITES.keys())
+@pytest.mark.parametrize("key", OFFLINE)
 def test_default_encoder_takes_the_suite_input(key):
     suite = build_suite(key)
     encoder, features = suite.make_encoder()

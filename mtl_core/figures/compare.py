@@ -124,9 +124,13 @@ def _series_scales(series: Sequence[str]) -> tuple[alt.Scale, alt.Scale]:
     """Each method's colour and dash (``viz.method_scales``), the STL baselines in brown, solid."""
     methods = [m for m in series if m != BASELINE_SERIES]
     colour, dash = viz.method_scales(methods)
-    colours = [*colour.range, *([BASELINE_COLOR] if BASELINE_SERIES in series else [])]
-    dashes = [*dash.range, *([[1, 0]] if BASELINE_SERIES in series else [])]
-    return alt.Scale(domain=list(series), range=colours), alt.Scale(domain=list(series), range=dashes)
+    baseline = [BASELINE_SERIES] if BASELINE_SERIES in series else []
+    colours = [*colour.range, *([BASELINE_COLOR] if baseline else [])]
+    dashes = [*dash.range, *([[1, 0]] if baseline else [])]
+    # The domain in the ranges' order: the baselines' row may come first in a table ranked by
+    # delta-m, and a domain in the rows' order gave each method its neighbour's colour.
+    domain = [*colour.domain, *baseline]
+    return alt.Scale(domain=domain, range=colours), alt.Scale(domain=domain, range=dashes)
 
 
 def _label_expr(methods: Sequence[str]) -> str:

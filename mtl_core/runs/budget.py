@@ -101,6 +101,12 @@ def data_shapes(config: RunConfig) -> DataShape:
         return DataShape((1, 8, 8), 4137, 359)
     if config.suite == "synthetic":
         return DataShape((100,), int(params["train_size"]), 2000)
+    if config.suite in ("multimnist", "multifashion"):  # resized to 28 x 28 (mtl_core.suites.mnist)
+        return DataShape((1, 28, 28), int(params["train_pairs"]), 2000)
+    if config.suite == "penguins":  # 333 complete rows, 80 / 20; island one-hot (mtl_core.suites.tables)
+        return DataShape((5,), 266, 67)
+    if config.suite == "wine":
+        return DataShape((11,), 142, 36)
     # A suite this table does not know yet: build it (slower, but right).
     from mtl_core.suites import build_suite  # imports torch and the data: only for unknown suites
 

@@ -25,8 +25,9 @@ import subprocess
 import sys
 import threading
 
-from mtl_core.config import RunConfig
+from mtl_core.config import ConfigError, RunConfig
 from mtl_core.runs import budget
+from mtl_core.suites import user_tables
 
 START_TIMEOUT_S = 120.0  # torch's import on a loaded 2-core machine took 11 s; a cold disk, more
 ANSWER_TIMEOUT_S = 60.0  # the largest set-ups trace in about a second
@@ -53,8 +54,10 @@ class Estimator:
     def estimate(self, config: RunConfig) -> budget.Estimate:
         """``config``'s estimate. A child that has died since the last call is replaced and asked
         again, once; EstimatorGone if that one does not answer either."""
-        # One line: the config's own JSON, without its indentation.
-        request = json.dumps(json.loads(config.to_json())) + "\n"
+        # One line: the config, and where people's tables are stored (a config may name one; the
+        # folders this process knows, its store's among them, may have grown since the child began).
+        request = json.dumps({"config": json.loads(config.to_json()),
+                              "tables": [str(root) for root in user_tables.search_roots()]}) + "\n"
         with self._lock:
             for attempt in (1, 2):
                 self._spawn()
@@ -69,8 +72,8 @@ class Estimator:
                     self._kill()
                     if attempt == 2:
                         raise EstimatorGone(f"the estimator process did not answer ({error})") from error
-        if "error" in answer:
-            raise ValueError(answer["error"])
+        if "error" in answer:  # the config's fault (a table deleted meanwhile): the person's to fix
+            raise ConfigError([answer["error"]]) if answer.get("config_error") else ValueError(answer["error"])
         return budget.Estimate(**answer["estimate"])
 
     def estimate_or_here(self, config: RunConfig) -> budget.Estimate:
@@ -139,15 +142,21 @@ def estimate_elsewhere() -> None:
 
 
 def main() -> int:
-    """The child: warm up, say ``ready``, answer configs until stdin ends (or the server, ending,
-    closes the pipe or interrupts the group: quietly then)."""
+    """The child: warm up, say ``ready``, answer requests (a config and the folders where people's
+    tables are stored, see :mod:`mtl_core.suites.user_tables`) until stdin ends (or the server,
+    ending, closes the pipe or interrupts the group: quietly then)."""
     try:
         budget.warm_up(background=False)
         print("ready", flush=True)
         for line in sys.stdin:
             try:
-                answer = {"estimate": dataclasses.asdict(budget.estimate_here(RunConfig.from_json(line)))}
-            except Exception as error:  # one config's failure is its answer, not the child's end
+                request = json.loads(line)
+                for root in request.get("tables", []):
+                    user_tables.add_search_root(root)
+                answer = {"estimate": dataclasses.asdict(budget.estimate_here(RunConfig.parse(request["config"])))}
+            except ConfigError as error:  # one config's failure is its answer, not the child's end
+                answer = {"error": str(error), "config_error": True}
+            except Exception as error:
                 answer = {"error": f"{type(error).__name__}: {error}"}
             print(json.dumps(answer), flush=True)
     except (BrokenPipeError, KeyboardInterrupt):

@@ -73,6 +73,13 @@ def store_file(text: str) -> str | None:
     return None
 
 
+def data_folder(text: str) -> str | None:
+    """A path for the downloaded data sets' folder: not a file."""
+    if Path(text).expanduser().is_file():
+        return f"must name a folder (where downloaded data sets are kept), not the file {text!r}"
+    return None
+
+
 def read_by(parse: Callable[[Mapping[str, str]], object], name: str) -> Check:
     """The check of a module that reads ``name`` itself (``parse(environ)`` raises ValueError
     "$NAME must be ..."): the start-up check and the reader then never disagree."""
@@ -117,6 +124,8 @@ SETTINGS: tuple[Setting, ...] = (
             secret_text(16)),
     Setting("MTL_LECTURER_KEY", "the key that lets a lecturer manage every run (default: none)",
             secret_text(8)),
+    Setting("MTL_DATA", "the folder for downloaded data sets, MNIST and Fashion-MNIST (default "
+            "$XDG_CACHE_HOME/mtl-playground, else ~/.cache/mtl-playground)", data_folder),
 )
 
 

@@ -42,6 +42,7 @@ import pandas as pd
 
 from mtl_core.config import ConfigError, RunConfig
 from mtl_core.engine.records import StepRecord
+from mtl_core.suites import user_tables
 
 STATUSES = ("queued", "running", "done", "stopped", "diverged", "failed", "interrupted")
 TERMINAL = {"done", "stopped", "diverged", "failed", "interrupted"}
@@ -200,6 +201,8 @@ class Store:
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
         if not create and not self.path.is_file():
             raise StoreError(f"There is no run store at {self.path}.", "missing")
+        # People's own tables live beside the store: configs naming one resolve in this process.
+        user_tables.add_search_root(user_tables.tables_root(self.path))
         if create:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -795,7 +798,11 @@ def _decode_matrix(text: str) -> Any:
 # --- helpers -------------------------------------------------------------------------------------
 
 def default_name(config: RunConfig, run_id: int) -> str:
-    return f"{config.method} · {config.arch} · {config.suite} #{run_id}"
+    suite = config.suite
+    if user_tables.KEY_PATTERN.fullmatch(suite):  # a person's table: its file's name, not its hash
+        with contextlib.suppress(ValueError):
+            suite = user_tables.find_table(suite).spec.file_name or suite
+    return f"{config.method} · {config.arch} · {suite} #{run_id}"
 
 
 def pid_alive(pid: int) -> bool:

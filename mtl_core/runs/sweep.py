@@ -201,7 +201,10 @@ def run_summaries(store: Store, run_ids: Iterable[int]) -> pd.DataFrame:
         if info is None:
             continue
         config = info.config
-        suite = next((entry for entry in SUITES if entry.key == config.suite), None)  # an old run's suite may be gone
+        try:
+            suite = SUITES[config.suite]
+        except ValueError:  # an old run's suite may be gone (a person's table, deleted)
+            suite = None
         final = store.final_metrics(info.id)
         times = store.scalars(info.id, split="train", metric="time_s",
                               since_step=max(info.steps_done - 1, 0))

@@ -1,4 +1,4 @@
-"""Default shared trunks: an MLP for vector inputs, a small CNN for images.
+"""Default shared trunks: an MLP for vector inputs, a small CNN for images, LeNet for 28x28 images.
 
 Kept small on purpose: the playground must train a run in seconds on a laptop CPU.
 """
@@ -47,4 +47,23 @@ def cnn_encoder(input_shape: Sequence[int], channels: Sequence[int] = (16, 32),
         previous = size
     layers += [MaxPool2x2(), nn.Flatten(),
                nn.Linear(previous * (height // 2) * (width // 2), features), nn.ReLU()]
+    return nn.Sequential(*layers), features
+
+
+def lenet_encoder(input_shape: Sequence[int] = (1, 28, 28), features: int = 50) -> tuple[nn.Module, int]:
+    """The LeNet trunk of the MultiMNIST papers (Sener & Koltun 2018, whose code shares it between
+    the left and right heads): 5x5 convolutions to 10 then 20 channels, each followed by a 2x2
+    max-pool and a ReLU, then one 50-unit linear layer. On 28x28 inputs the second pool leaves
+    20 x 4 x 4 = 320 features. Their trunk also drops half the channels after the second
+    convolution (one mask per batch); that dropout is left out here, so the trunk stays a plain
+    ``nn.Sequential`` that the sharing architectures cut after each ReLU."""
+    in_channels, height, width = input_shape
+    side_h, side_w = ((height - 4) // 2 - 4) // 2, ((width - 4) // 2 - 4) // 2
+    if side_h < 1 or side_w < 1:
+        raise ValueError(f"the LeNet trunk needs inputs of at least 16x16 pixels (got {height}x{width})")
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, 10, kernel_size=5), MaxPool2x2(), nn.ReLU(),
+        nn.Conv2d(10, 20, kernel_size=5), MaxPool2x2(), nn.ReLU(),
+        nn.Flatten(), nn.Linear(20 * side_h * side_w, features), nn.ReLU(),
+    ]
     return nn.Sequential(*layers), features

@@ -27,6 +27,9 @@ class SuiteData:
     x_val: Tensor
     y_val: dict[str, Tensor]
     make_encoder: Callable[[], tuple[nn.Module, int]]
+    # A table's input columns by name, for showing its data (standardised, one-hot columns named
+    # "island=Dream"); empty for suites whose inputs are pixels or anonymous features.
+    feature_names: tuple[str, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -37,6 +37,7 @@ class DataExamples:
     tasks: tuple[str, ...]
     inputs: np.ndarray
     targets: pd.DataFrame
+    feature_names: tuple[str, ...] = ()
 
     @property
     def input_kind(self) -> str:
@@ -54,7 +55,8 @@ def data_examples(data: SuiteData, tasks: Sequence[str] | None = None, n: int = 
     if data.info.input_kind == "image":
         inputs = inputs.reshape(n, *inputs.shape[-2:])  # the one channel: [n, 1, H, W] -> [n, H, W]
     targets = pd.DataFrame({task: data.y_val[task][:n].detach().cpu().numpy() for task in chosen})
-    return DataExamples(info=data.info, tasks=chosen, inputs=inputs, targets=targets)
+    return DataExamples(info=data.info, tasks=chosen, inputs=inputs, targets=targets,
+                        feature_names=data.feature_names)
 
 
 def pixel_frame(examples: DataExamples) -> pd.DataFrame:
@@ -80,14 +82,18 @@ def example_labels(examples: DataExamples) -> pd.DataFrame:
 
 
 def feature_table(examples: DataExamples, features: int = N_FEATURES) -> pd.DataFrame:
-    """A vector suite's examples as a table: the first ``features`` inputs (``x[0]``...), then one
-    column per task with its target."""
+    """A vector suite's examples as a table: the first ``features`` inputs (by name for a table,
+    else ``x[0]``...), then one column per task with its target (a class as text)."""
     if examples.input_kind != "vector":
         raise ValueError(f"{examples.info.key} has image inputs, not vectors")
     shown = min(features, examples.inputs.shape[1])
-    table = pd.DataFrame(examples.inputs[:, :shown], columns=[f"x[{i}]" for i in range(shown)])
+    names = examples.feature_names or tuple(f"x[{i}]" for i in range(examples.inputs.shape[1]))
+    table = pd.DataFrame(examples.inputs[:, :shown], columns=list(names[:shown]))
     for task in examples.tasks:
-        table[task] = examples.targets[task].to_numpy()
+        info = examples.info.task(task)
+        values = examples.targets[task].to_numpy()
+        # A class as a person reads it ("Gentoo", "3"); a number as it is.
+        table[task] = [format_target(info, v) for v in values] if info.kind == "classification" else values
     return table
 
 
@@ -107,11 +113,75 @@ def class_balance(data: SuiteData, tasks: Sequence[str] | None = None) -> pd.Dat
     return pd.DataFrame(rows, columns=["task", "class", "count", "share"])
 
 
+def label_association(data: SuiteData, tasks: Sequence[str] | None = None) -> pd.DataFrame:
+    """How strongly each pair of tasks' training targets go together, on one 0-1 scale: 0 when
+    knowing one tells nothing of the other, 1 when one determines the other. How much tasks can
+    share depends on it (the MMoE paper's point, Ma et al. 2018).
+
+    The measure fits the pair's kinds: two numbers, ``|Pearson r|``; two classifications, Cramér's
+    V; a class and a number, the correlation ratio eta (the share of the number's spread that the
+    class explains, square-rooted). Columns ``task_a``, ``task_b``, ``value``, ``measure`` and
+    ``signed`` (Pearson's r with its sign for two numbers, else the value), every ordered pair,
+    the diagonal included (1)."""
+    chosen = _tasks(data.info, tasks)
+    targets = {task: data.y_train[task].detach().cpu().numpy() for task in chosen}
+    rows = []
+    for a in chosen:
+        for b in chosen:
+            value, measure, signed = _association(data.info.task(a), targets[a], data.info.task(b), targets[b])
+            rows.append({"task_a": a, "task_b": b, "value": value, "measure": measure, "signed": signed})
+    return pd.DataFrame(rows, columns=["task_a", "task_b", "value", "measure", "signed"])
+
+
+def _association(a: TaskInfo, x: np.ndarray, b: TaskInfo, y: np.ndarray) -> tuple[float, str, float]:
+    if a.name == b.name:
+        return 1.0, "the same task", 1.0
+    if a.kind == "regression" and b.kind == "regression":
+        r = _pearson(x.astype(float), y.astype(float))
+        return abs(r), "|Pearson r|", r
+    if a.kind == "classification" and b.kind == "classification":
+        v = _cramers_v(x.astype(np.int64), y.astype(np.int64))
+        return v, "Cramér's V", v
+    classes, numbers = (x, y) if a.kind == "classification" else (y, x)
+    eta = _correlation_ratio(classes.astype(np.int64), numbers.astype(float))
+    return eta, "correlation ratio η", eta
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    scale = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / scale) if scale > 0 else 0.0
+
+
+def _cramers_v(x: np.ndarray, y: np.ndarray) -> float:
+    _, xi = np.unique(x, return_inverse=True)
+    _, yi = np.unique(y, return_inverse=True)
+    table = np.zeros((xi.max() + 1, yi.max() + 1))
+    np.add.at(table, (xi, yi), 1)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    chi2 = ((table - expected) ** 2 / expected).sum()
+    k = min(table.shape) - 1
+    return float(np.sqrt(chi2 / (table.sum() * k))) if k > 0 else 0.0
+
+
+def _correlation_ratio(classes: np.ndarray, numbers: np.ndarray) -> float:
+    total = ((numbers - numbers.mean()) ** 2).sum()
+    if total == 0:
+        return 0.0
+    _, index = np.unique(classes, return_inverse=True)
+    counts = np.bincount(index)
+    means = np.bincount(index, weights=numbers) / counts
+    between = (counts * (means - numbers.mean()) ** 2).sum()
+    return float(np.sqrt(between / total))
+
+
 def format_target(task: TaskInfo, value: float) -> str:
-    """A target as a person reads it: a class index as a whole number, a regression target with
-    two decimals below 10 and one above (so that the targets of one task line up)."""
+    """A target as a person reads it: a class by its name where the task names its classes, else
+    its index; a regression target with two decimals below 10 and one above (so that the targets of
+    one task line up)."""
     if task.kind == "classification":
-        return str(int(value))
+        index = int(value)
+        return task.classes[index] if 0 <= index < len(task.classes) else str(index)
     value = float(value)
     return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
