@@ -47,10 +47,11 @@ def share_panel(config: RunConfig, *, key: str, on_upload: Callable[[RunConfig],
                 st.rerun()
         if uploaded is None:
             st.session_state.pop(f"{key}.error", None)
-        if st.session_state.get(f"{key}.error"):
-            st.error(st.session_state[f"{key}.error"], icon=":material/error:")
         st.caption("Re-run it from a terminal:")
         st.code(command or cli_line(config), language="bash", wrap_lines=True)
+    # Outside the expander: a rerun may draw the expander closed, and the message must stay in view.
+    if st.session_state.get(f"{key}.error"):
+        st.error(st.session_state[f"{key}.error"], icon=":material/error:")
 
 
 def upload_message(name: str, error: ConfigError) -> str:

@@ -13,6 +13,7 @@ import pytest
 from benchmarks.served_app import CHROMIUM, ROOT, chromium_page
 from mtl_core.runs.store import TERMINAL, Store
 from mtl_core.suites import user_tables as tables
+from tests.browser_support import settled
 from tests.test_app_table import animals_csv
 
 pytestmark = pytest.mark.browser
@@ -21,15 +22,26 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
 LINE = ".vega-embed g.mark-line path"
 
 
 def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox or multiselect labelled ``label``."""
-    page.get_by_test_id("stMainBlockContainer").get_by_label(label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Pick ``option`` in the selectbox or multiselect labelled ``label``, once the page has settled:
+    a rerun that redraws the widget closes a list opened while it ran, so try again then."""
+    wanted = page.get_by_role("option", name=option, exact=True)
+    for attempt in range(3):
+        settled(page, 20_000)
+        page.get_by_test_id("stMainBlockContainer").get_by_label(label, exact=True).click()
+        try:
+            wanted.click(timeout=8_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
 
 
 def test_a_person_uploads_a_csv_trains_on_it_and_sees_the_curves(served):

@@ -32,14 +32,16 @@ if not Path(CHROMIUM).exists():
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api")
 
-# (button title, the page's path, its heading, the method the step sets up)
+# (button title, the page's path, its heading, the method the step sets up, its suite and tasks)
+DIGITS = ("multidigits", ("left", "right"))
+PENGUINS = ("penguins", ("species", "sex", "body_mass", "flipper_length"))
 STEPS = (
-    ("Train a first run", "/train", "Train", "ew"),
-    ("See conflict", "/train", "Train", "ew"),
-    ("Switch method", "/train", "Train", "pcgrad"),
-    ("Compare", "/compare", "Compare", None),
-    ("See sharing", "/sharing", "Sharing", None),
-    ("Balance real losses", "/train", "Train", "uw"),
+    ("Train a first run", "/train", "Train", "ew", None),
+    ("See conflict", "/train", "Train", "ew", DIGITS),
+    ("Switch method", "/train", "Train", "pcgrad", DIGITS),
+    ("Compare", "/compare", "Compare", None, None),
+    ("See sharing", "/sharing", "Sharing", None, None),
+    ("Balance real losses", "/train", "Train", "uw", PENGUINS),
 )
 
 
@@ -87,7 +89,7 @@ def test_the_home_tour_in_chromium(served):
         page.goto(url)  # "/" is Home, the default page
         main(page).get_by_role("heading", name="Multi-task learning, hands on").wait_for(timeout=30_000)
         main(page).get_by_text("Start here", exact=True).wait_for(timeout=15_000)
-        for number, (title, path, heading, method) in enumerate(STEPS, start=1):
+        for number, (title, path, heading, method, data) in enumerate(STEPS, start=1):
             if number > 1:
                 go_home(page, url)
             runs = store.list_runs()
@@ -101,9 +103,10 @@ def test_the_home_tour_in_chromium(served):
                 shown = selectbox_value(page, "Method")
                 assert config.method == method, page.url
                 assert shown == METHODS[method].name, shown
-                if number > 1:
-                    assert config.suite == "multidigits" and config.probe_every == 5
-                    assert config.tasks == ("left", "right")
+                if data is not None:
+                    assert (config.suite, config.tasks) == data, page.url
+                if data == DIGITS:
+                    assert config.probe_every == 5
                 line = f"step {number} ({title}): /train, method={config.method} (selectbox "\
                        f"'{shown}'), suite={config.suite}, tasks={','.join(config.tasks)}, "\
                        f"steps={config.steps}, probe_every={config.probe_every}"

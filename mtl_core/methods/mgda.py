@@ -104,9 +104,10 @@ ENTRY = MethodInfo(
                           "gradient, so tasks with large gradients can learn slowly; in later "
                           "benchmark tables (e.g. Nash-MTL's) it beats equal weighting on some "
                           "benchmarks and falls well behind on others.",
-        "try_it": {"config": {"suite": "multidigits", "tasks": ["left", "right"], "method": "mgda", "steps": 300},
-                   "why": "The left and right digits share one trunk and their gradients "
-                          "often conflict: watch the cosines and how MGDA combines them."},
+        "try_it": {"config": {"suite": "multimnist", "tasks": ["left", "right"], "method": "mgda", "steps": 300},
+                   "why": "The paper's own benchmark, MultiMNIST: two real digits overlap on one canvas, "
+                          "share one trunk, and their gradients often conflict: watch the cosines and "
+                          "how MGDA combines them."},
     },
 )
 
